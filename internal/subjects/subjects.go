@@ -72,7 +72,9 @@ func ParseMessage(subject string) (sender, recipient, typ string, ok bool) {
 }
 
 // PublishFilter is the subject pattern a sender may publish on.
-func PublishFilter(sender string) string { return MessagePrefix + "." + sender + ".>" }
+// It names exactly two more tokens, recipient and type, so nothing can be
+// stored that no inbox would ever read.
+func PublishFilter(sender string) string { return MessagePrefix + "." + sender + ".*.*" }
 
 // InboxFilter is the subject pattern of messages addressed to recipient.
 func InboxFilter(recipient string) string { return MessagePrefix + ".*." + recipient + ".*" }

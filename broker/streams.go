@@ -1,0 +1,97 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"phix.dev/phix/internal/subjects"
+)
+
+// InboxAckWait is how long a message pulled through an inbox consumer may
+// stay unacknowledged before JetStream redelivers it. Inbox consumers
+// redeliver without limit; the consumer library decides when a message
+// goes to quarantine instead.
+const InboxAckWait = 30 * time.Second
+
+// provision creates or updates the streams and one inbox consumer per
+// machine, through an in-process connection authenticated with the
+// broker's in-memory admin key. Running it on every start keeps existing
+// messages and consumer state and applies configuration changes.
+func (b *Broker) provision(ctx context.Context) error {
+	nc, err := nats.Connect("",
+		nats.InProcessServer(b.srv),
+		nats.Nkey(b.adminPub, b.admin.Sign),
+		nats.CustomInboxPrefix(adminInbox),
+		nats.Name("phix-broker-admin"),
+		nats.NoReconnect())
+	if err != nil {
+		return fmt.Errorf("connecting in-process: %v", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("opening jetstream: %v", err)
+	}
+	b.mu.Lock()
+	b.nc, b.js = nc, js
+	b.mu.Unlock()
+
+	for _, cfg := range b.streamConfigs() {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+		}
+		b.log.LogAttrs(ctx, slog.LevelDebug, "stream ready", slog.String("stream", cfg.Name))
+	}
+	for _, m := range b.cfg.Machines {
+		cfg := inboxConsumerConfig(m)
+		if _, err := js.CreateOrUpdateConsumer(ctx, subjects.MessageStream, cfg); err != nil {
+			return fmt.Errorf("creating consumer %s: %w", cfg.Durable, err)
+		}
+		b.log.LogAttrs(ctx, slog.LevelDebug, "consumer ready",
+			slog.String("stream", subjects.MessageStream),
+			slog.String("consumer", cfg.Durable))
+	}
+	return nil
+}
+
+func (b *Broker) streamConfigs() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        subjects.MessageStream,
+			Description: "phix sealed messages, one copy per recipient",
+			Subjects:    []string{subjects.MessagePrefix + ".*.*.*"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Duplicates:  b.cfg.DuplicateWindow,
+			MaxMsgSize:  int32(b.cfg.MaxPayload),
+			// Only the admin connection may call the stream API at all;
+			// DenyDelete also stops it from removing single messages.
+			DenyDelete: true,
+		},
+		{
+			Name:        subjects.QuarantineStream,
+			Description: "phix messages refused by their recipient, with a reason",
+			Subjects:    []string{subjects.QuarantinePrefix + ".>"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Duplicates:  b.cfg.DuplicateWindow,
+		},
+	}
+}
+
+func inboxConsumerConfig(machine string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       subjects.InboxConsumer(machine),
+		Description:   "phix inbox of " + machine,
+		FilterSubject: subjects.InboxFilter(machine),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       InboxAckWait,
+		MaxDeliver:    -1,
+	}
+}

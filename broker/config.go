@@ -14,7 +14,7 @@ import (
 const (
 	DefaultHost            = "127.0.0.1"
 	DefaultPort            = 4222
-	DefaultMaxPayload      = 8 << 20 // in bytes
+	DefaultMaxPayload      = 9 << 20 // in bytes; above the largest envelope (8.5 MiB)
 	DefaultDuplicateWindow = 2 * time.Minute
 
 	// maxPayloadLimit is nats-server's hard ceiling for max_payload, in

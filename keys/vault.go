@@ -82,9 +82,9 @@ func NewVault(ctx context.Context, cfg VaultConfig) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
-	authed, err := base.Clone()
+	authed, err := newVaultClient(cfg.Address, cfg.CACert)
 	if err != nil {
-		return nil, fmt.Errorf("keys: vault client: %v", err)
+		return nil, err
 	}
 	v := &Vault{
 		cfg:     cfg,
@@ -200,7 +200,8 @@ func (v *Vault) UnwrapKey(ctx context.Context, dataKeyID string, wrapped []byte)
 	defer cancel()
 	var key []byte
 	err := v.call(ctx, "decrypt", "unwrapping", func(ctx context.Context) (err error) {
-		key, err = v.transit.decrypt(ctx, vaultpolicy.WrapKey(v.cfg.Machine), string(wrapped), wrapContext(dataKeyID))
+		own := vaultpolicy.WrapKey(v.cfg.Machine)
+		key, err = v.transit.decrypt(ctx, own, string(wrapped), wrapContext(dataKeyID))
 		return err
 	})
 	if err != nil {

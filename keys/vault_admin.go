@@ -128,7 +128,8 @@ func (a *VaultAdmin) do(ctx context.Context, op, what string, fn func(context.Co
 // wrap and signing keys, its ACL policy generated from flows, and its
 // AppRole. It is idempotent. Existing keys are kept, but Provision fails
 // if one has the wrong type or is exportable. Policies of machines not
-// listed are left alone.
+// listed are left alone. Without a deadline on ctx, the whole run is
+// bounded by ten times the configured Timeout.
 func (a *VaultAdmin) Provision(ctx context.Context, machines []string, flows []Flow) error {
 	if err := vaultpolicy.Check(machines, flows); err != nil {
 		return fmt.Errorf("keys: %v", err)
@@ -251,7 +252,8 @@ func (a *VaultAdmin) rolePath(machine string) string {
 // file holds a response-wrapping token valid for wrapTTL instead, for a
 // [VaultConfig] with SecretIDWrapped. It returns the role ID, which goes
 // into the machine's [VaultConfig].
-func (a *VaultAdmin) IssueSecretID(ctx context.Context, machine, path string, wrapTTL time.Duration) (roleID string, err error) {
+func (a *VaultAdmin) IssueSecretID(ctx context.Context, machine, path string,
+	wrapTTL time.Duration) (roleID string, err error) {
 	if err := subjects.CheckName(machine); err != nil {
 		return "", fmt.Errorf("keys: %v", err)
 	}
@@ -272,11 +274,11 @@ func (a *VaultAdmin) IssueSecretID(ctx context.Context, machine, path string, wr
 
 	c := a.c
 	if wrapTTL > 0 {
-		if c, err = a.c.Clone(); err != nil {
-			return "", fmt.Errorf("keys: vault client: %v", err)
+		if c, err = newVaultClient(a.cfg.Address, a.cfg.CACert); err != nil {
+			return "", err
 		}
 		c.SetToken(a.c.Token())
-		ttl := strconv.Itoa(int(wrapTTL/time.Second)) + "s"
+		ttl := strconv.Itoa(int(max(wrapTTL, time.Second)/time.Second)) + "s"
 		c.SetWrappingLookupFunc(func(string, string) string { return ttl })
 	}
 	var secret string
@@ -285,10 +287,10 @@ func (a *VaultAdmin) IssueSecretID(ctx context.Context, machine, path string, wr
 		switch {
 		case err != nil:
 			return err
-		case wrapTTL > 0 && s != nil && s.WrapInfo != nil:
-			secret = s.WrapInfo.Token
-		default:
+		case wrapTTL <= 0:
 			secret = responseString(s, "secret_id")
+		case s != nil && s.WrapInfo != nil:
+			secret = s.WrapInfo.Token
 		}
 		if secret == "" {
 			return errors.New("no secret ID in response")
@@ -337,7 +339,8 @@ func writeSecretFile(path, secret string) error {
 // number. New wraps and signatures use it at once; older versions keep
 // opening and verifying until retired with [VaultAdmin.SetMinDecryptionVersion]
 // (wrap keys).
-func (a *VaultAdmin) RotateKey(ctx context.Context, machine string, use VaultKeyUse) (version int, err error) {
+func (a *VaultAdmin) RotateKey(ctx context.Context, machine string,
+	use VaultKeyUse) (version int, err error) {
 	name, err := keyName(machine, use)
 	if err != nil {
 		return 0, err
@@ -371,7 +374,8 @@ func (a *VaultAdmin) SetMinDecryptionVersion(ctx context.Context, machine string
 // input order. Keys for one recipient go in batches of up to 256 per
 // request. It fails as a whole, naming the first key that could not be
 // rewrapped (wrong recipient or ID, or a version below the minimum), with
-// [ErrUnwrap].
+// [ErrUnwrap]. Without a deadline on ctx, the whole run is bounded by ten
+// times the configured Timeout.
 func (a *VaultAdmin) Rewrap(ctx context.Context, keys []VaultWrappedKey) ([][]byte, error) {
 	ctx, cancel := withDefaultTimeout(ctx, 10*a.cfg.Timeout)
 	defer cancel()
@@ -401,10 +405,14 @@ func (a *VaultAdmin) Rewrap(ctx context.Context, keys []VaultWrappedKey) ([][]by
 
 // rewrapBatch rewraps keys[i] for each i in idx, all for recipient, into
 // out[i].
-func (a *VaultAdmin) rewrapBatch(ctx context.Context, recipient string, keys []VaultWrappedKey, idx []int, out [][]byte) error {
+func (a *VaultAdmin) rewrapBatch(ctx context.Context, recipient string,
+	keys []VaultWrappedKey, idx []int, out [][]byte) error {
 	items := make([]transitRewrapItem, len(idx))
 	for j, i := range idx {
-		items[j] = transitRewrapItem{Ciphertext: string(keys[i].Wrapped), Context: wrapContext(keys[i].DataKeyID)}
+		items[j] = transitRewrapItem{
+			Ciphertext: string(keys[i].Wrapped),
+			Context:    wrapContext(keys[i].DataKeyID),
+		}
 	}
 	var cts []string
 	err := countVault("rewrap", func() (err error) {

@@ -150,11 +150,10 @@ func (l *vaultLogin) secretIDLocked(ctx context.Context) (string, error) {
 	}
 	// Unwrap with a fresh client: the API client installs the wrapping
 	// token as its own token when it has none.
-	c, err := l.base.Clone()
+	c, err := newVaultClient(l.cfg.Address, l.cfg.CACert)
 	if err != nil {
-		return "", fmt.Errorf("keys: vault client: %v", err)
+		return "", err
 	}
-	c.SetToken("")
 	s, err := c.Logical().UnwrapWithContext(ctx, v)
 	if err = countVault("unwrap_secret_id", err); err != nil {
 		return "", vaultError("unwrapping secret ID", err)

@@ -119,7 +119,8 @@ func cleanMount(m, def string) (string, error) {
 
 // newVaultClient returns an API client for addr with no token. The client
 // is isolated from VAULT_* environment variables (only cmd/ reads the
-// environment) and never logs.
+// environment) and never logs. Clients are made afresh rather than with
+// the API's Clone, which reads the environment again.
 func newVaultClient(addr, caCert string) (*api.Client, error) {
 	tr := &http.Transport{
 		Proxy:               nil,

@@ -48,7 +48,10 @@ func TestVaultConfigValidate(t *testing.T) {
 }
 
 func TestVaultConfigDefaults(t *testing.T) {
-	cfg := VaultConfig{Address: "https://v:8200", Machine: "m", RoleID: "r", SecretIDFile: "f", Mount: "/phix/transit/"}
+	cfg := VaultConfig{
+		Address: "https://v:8200", Machine: "m", RoleID: "r", SecretIDFile: "f",
+		Mount: "/phix/transit/",
+	}
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,59 @@
+package consumer
+
+import (
+	"errors"
+	"time"
+)
+
+// Config configures a [Consumer]. The zero value of every field selects the
+// documented default.
+type Config struct {
+	// MaxDeliver is how many times a message whose handler fails is
+	// offered before it is quarantined with [ReasonHandlerFailed]. Zero
+	// means 5.
+	MaxDeliver int
+
+	// RetryDelay is how long a message whose handler failed waits before it
+	// is offered again. Zero means 1s.
+	RetryDelay time.Duration
+
+	// KeyCacheSize and KeyCacheTTL bound the cache of unwrapped data keys.
+	// Zero means 1024 keys and 10 minutes; a negative size disables it.
+	KeyCacheSize int
+	KeyCacheTTL  time.Duration
+
+	// Batch is how many messages one pull asks for. Zero means 64.
+	Batch int
+
+	// PollWait is how long one pull waits for messages. Zero means 5s.
+	PollWait time.Duration
+
+	// OnReject, if set, is called for every message the consumer refuses,
+	// after it is safely quarantined. It must not block.
+	OnReject func(*RejectError)
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.KeyCacheSize == 0 {
+		c.KeyCacheSize = 1024
+	}
+	if c.KeyCacheTTL == 0 {
+		c.KeyCacheTTL = 10 * time.Minute
+	}
+	if c.Batch == 0 {
+		c.Batch = 64
+	}
+	if c.PollWait == 0 {
+		c.PollWait = 5 * time.Second
+	}
+	if c.MaxDeliver < 1 || c.RetryDelay < 0 || c.Batch < 1 || c.PollWait < 0 {
+		return c, errors.New("consumer: invalid config")
+	}
+	return c, nil
+}

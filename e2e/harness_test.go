@@ -1,0 +1,150 @@
+package e2e_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"phix.dev/phix/broker"
+	"phix.dev/phix/consumer"
+	"phix.dev/phix/identity"
+	"phix.dev/phix/internal/subjects"
+	"phix.dev/phix/keys"
+	"phix.dev/phix/producer"
+)
+
+var demo = []string{"lab-feed", "ehr-ingest", "billing"}
+
+// deployment is a running embedded default: a data folder with the demo
+// identities and a broker serving it on a random loopback port.
+type deployment struct {
+	dir string
+	b   *broker.Broker
+}
+
+func startPhix(t testing.TB) *deployment {
+	t.Helper()
+	dir := t.TempDir()
+	if err := identity.Init(dir, demo); err != nil {
+		t.Fatalf("identity.Init: %v", err)
+	}
+	tlsConf, err := identity.BrokerTLS(dir)
+	if err != nil {
+		t.Fatalf("identity.BrokerTLS: %v", err)
+	}
+	b, err := broker.New(broker.Config{
+		StoreDir: dir,
+		Port:     -1,
+		TLS:      tlsConf,
+		Machines: demo,
+	})
+	if err != nil {
+		t.Fatalf("broker.New: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.Start(ctx); err != nil {
+		t.Fatalf("broker.Start: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := identity.SetURL(dir, b.ClientURL()); err != nil {
+		t.Fatalf("identity.SetURL: %v", err)
+	}
+	return &deployment{dir: dir, b: b}
+}
+
+// machine is one demo machine connected to the broker with its own
+// certificate and keys.
+type machine struct {
+	name string
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	keys keys.Provider
+}
+
+func (d *deployment) connect(t testing.TB, name string) *machine {
+	t.Helper()
+	m, err := identity.Load(filepath.Join(d.dir, "identities", name))
+	if err != nil {
+		t.Fatalf("identity.Load(%s): %v", name, err)
+	}
+	tlsConf, err := m.TLSConfig()
+	if err != nil {
+		t.Fatalf("TLSConfig(%s): %v", name, err)
+	}
+	kp, err := m.Keys()
+	if err != nil {
+		t.Fatalf("Keys(%s): %v", name, err)
+	}
+	nc, err := nats.Connect(m.URL, nats.Secure(tlsConf), nats.Name(name),
+		nats.CustomInboxPrefix(subjects.ReplyPrefix(name)))
+	if err != nil {
+		t.Fatalf("connect as %s: %v", name, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("jetstream.New: %v", err)
+	}
+	return &machine{name: name, nc: nc, js: js, keys: kp}
+}
+
+func (m *machine) producer(t testing.TB) *producer.Producer {
+	t.Helper()
+	p, err := producer.New(m.js, m.keys, producer.Config{})
+	if err != nil {
+		t.Fatalf("producer.New: %v", err)
+	}
+	return p
+}
+
+func (m *machine) consumer(t testing.TB, cfg consumer.Config) *consumer.Consumer {
+	t.Helper()
+	if cfg.PollWait == 0 {
+		cfg.PollWait = 200 * time.Millisecond
+	}
+	c, err := consumer.New(m.js, m.keys, cfg)
+	if err != nil {
+		t.Fatalf("consumer.New: %v", err)
+	}
+	return c
+}
+
+// casesDir returns the shared HL7 v2 / FHIR test inputs. In CI they must
+// be there; on a developer machine without them the test is skipped.
+func casesDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("PHIX_CASES")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared", "cases", "hl7fhir")
+	}
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("test cases not found at %s (set PHIX_CASES): %v", dir, err)
+		}
+		t.Skipf("test cases not found at %s (set PHIX_CASES)", dir)
+	}
+	return dir
+}
+
+func withTimeout(t testing.TB, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// quarantined returns how many messages the quarantine stream holds.
+func (d *deployment) quarantined(t testing.TB) uint64 {
+	t.Helper()
+	info, err := d.b.StreamInfo(withTimeout(t, 5*time.Second), subjects.QuarantineStream)
+	if err != nil {
+		t.Fatalf("StreamInfo(%s): %v", subjects.QuarantineStream, err)
+	}
+	return info.State.Msgs
+}

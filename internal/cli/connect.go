@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"phix.dev/phix/identity"
+	"phix.dev/phix/internal/subjects"
+	"phix.dev/phix/keys"
+)
+
+// session is one machine's connection to the broker with its keys.
+type session struct {
+	machine *identity.Machine
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	keys    keys.Provider
+}
+
+// connect loads the identity folder and connects to the broker as that
+// machine over mutually authenticated TLS 1.3.
+func connect(ctx context.Context, identityDir, url string) (*session, error) {
+	m, err := identity.Load(identityDir)
+	if err != nil {
+		return nil, err
+	}
+	if url == "" {
+		url = m.URL
+	}
+	if url == "" {
+		return nil, fmt.Errorf("no broker URL for %s: start `phix up` first or pass --url", m.Name)
+	}
+	tlsConf, err := m.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	kp, err := m.Keys()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(url,
+		nats.Name(m.Name),
+		nats.Secure(tlsConf),
+		nats.CustomInboxPrefix(subjects.ReplyPrefix(m.Name)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s as %s: %w", url, m.Name, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &session{machine: m, nc: nc, js: js, keys: kp}, nil
+}
+
+func (s *session) close() {
+	s.nc.Drain()
+}

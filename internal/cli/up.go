@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"phix.dev/phix/broker"
+	"phix.dev/phix/identity"
+)
+
+func newUp(e *env) *cobra.Command {
+	var dir, listen string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the embedded broker with the local key provider",
+		Long: `Run the embedded broker on the local key provider, the default that needs
+nothing installed. On first start it creates a development CA and the demo
+machine identities under DIR/identities; later starts reuse them and renew
+certificates that are close to expiry. Runs until interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host, port, err := splitListen(listen)
+			if err != nil {
+				return err
+			}
+			if err := identity.Init(dir, DemoMachines); err != nil {
+				return err
+			}
+			machines, err := identity.Machines(dir)
+			if err != nil {
+				return err
+			}
+			tlsConf, err := identity.BrokerTLS(dir)
+			if err != nil {
+				return err
+			}
+			b, err := broker.New(broker.Config{
+				StoreDir: dir,
+				Host:     host,
+				Port:     port,
+				TLS:      tlsConf,
+				Machines: machines,
+				Logger:   e.log,
+			})
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if err := b.Start(ctx); err != nil {
+				return err
+			}
+			defer b.Close()
+			if err := identity.SetURL(dir, b.ClientURL()); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "phix broker listening on %s\n", b.ClientURL())
+			for _, m := range machines {
+				fmt.Fprintf(e.stdout, "  identity %-12s %s\n", m, filepath.Join(dir, "identities", m))
+			}
+			fmt.Fprintln(e.stdout, "press Ctrl-C to stop")
+			<-ctx.Done()
+			e.log.Info("shutting down")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "data", "phix-data", "data folder for keys, certificates and the message store")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4222", "address for client connections (TLS 1.3 only)")
+	return cmd
+}
+
+func splitListen(s string) (string, int, error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, fmt.Errorf("--listen %q: %v", s, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("--listen %q: bad port", s)
+	}
+	if port == 0 {
+		port = -1 // let the system choose; nats-server reads 0 as its default
+	}
+	return host, port, nil
+}

@@ -1,0 +1,153 @@
+package envelope
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/subtle"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"phix.dev/phix/keys"
+)
+
+// Envelope is a decoded envelope. It is created by [Decode] and is
+// immutable apart from remembering a successful [Envelope.Verify], so its
+// methods are safe for concurrent use.
+type Envelope struct {
+	header     []byte // the signed header bytes, exactly as received
+	h          Header // header parsed from header
+	signature  []byte
+	ciphertext []byte
+	digest     [sha256.Size]byte // SHA-256 of ciphertext
+	wrapped    []WrappedKey      // sorted by recipient
+
+	// verified is set by a successful Verify and never cleared. Open and
+	// WrappedKey refuse to work until it is set.
+	verified atomic.Bool
+}
+
+// Header returns a copy of the envelope's header. It is not authenticated
+// until [Envelope.Verify] succeeds.
+func (e *Envelope) Header() Header {
+	h := e.h
+	h.Recipients = slices.Clone(e.h.Recipients)
+	return h
+}
+
+// CheckSubject returns an error wrapping [ErrSubjectMismatch] unless
+// arrived, the subject the envelope was delivered on, is the subject its
+// header names. This stops a stored copy from being replayed to a
+// recipient other than the one it was addressed to. It is meaningful only
+// together with a successful [Envelope.Verify], in either order.
+func (e *Envelope) CheckSubject(arrived string) error {
+	if arrived != e.h.Subject {
+		return errSubject("arrived on %q, header names %q", arrived, e.h.Subject)
+	}
+	return nil
+}
+
+// Verify checks the signature with pub, which the caller must look up as
+// the key [Header.SignerKeyID] of machine [Header.Sender], never taking a
+// key from the envelope or the message. It returns [ErrSignature] if the
+// signature does not verify or pub is not an Ed25519 public key.
+//
+// Verify must succeed before any data key is unwrapped: [Envelope.Open]
+// and [Envelope.WrappedKey] refuse to work until it has.
+func (e *Envelope) Verify(pub ed25519.PublicKey) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return ErrSignature
+	}
+	if !ed25519.Verify(pub, e.SignedMessage(), e.signature) {
+		return ErrSignature
+	}
+	e.verified.Store(true)
+	return nil
+}
+
+// WrappedKey returns a copy of the data key wrapped for recipient, for
+// [keys.Provider.UnwrapKey] with [Header.DataKeyID]. It reports false if
+// the envelope carries no key for recipient or has not been verified.
+func (e *Envelope) WrappedKey(recipient string) ([]byte, bool) {
+	if !e.verified.Load() {
+		return nil, false
+	}
+	i, found := slices.BinarySearchFunc(e.wrapped, recipient, func(w WrappedKey, r string) int {
+		return strings.Compare(w.Recipient, r)
+	})
+	if !found {
+		return nil, false
+	}
+	return bytes.Clone(e.wrapped[i].Wrapped), true
+}
+
+// WrappedKeys returns a copy of all wrapped keys, sorted by recipient. It
+// is for rewrap and grant tooling, which can act without verifying because
+// it never sees plaintext; readers use [Envelope.WrappedKey].
+func (e *Envelope) WrappedKeys() []WrappedKey {
+	ws := make([]WrappedKey, len(e.wrapped))
+	for i, w := range e.wrapped {
+		ws[i] = WrappedKey{Recipient: w.Recipient, Wrapped: bytes.Clone(w.Wrapped)}
+	}
+	return ws
+}
+
+// Open decrypts the payload with dk, the data key unwrapped from this
+// envelope. It returns [ErrUnverified] before a successful
+// [Envelope.Verify], and [ErrOpen] for every decryption failure.
+func (e *Envelope) Open(dk *keys.DataKey) ([]byte, error) {
+	if !e.verified.Load() {
+		return nil, ErrUnverified
+	}
+	pk, err := e.payloadKey(dk)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := newAEAD(pk).Open(nil, zeroNonce[:], e.ciphertext, e.header)
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return pt, nil
+}
+
+// payloadKey checks that dk is the key the signed header commits to and
+// returns the payload key. The commitment is what binds the signature to
+// one data key: AES-GCM alone is not key-committing, so without it a
+// wrapped key (which the signature does not cover) could be swapped for a
+// different data key under which a crafted ciphertext also decrypts.
+func (e *Envelope) payloadKey(dk *keys.DataKey) ([]byte, error) {
+	if dk == nil || len(dk.Bytes()) != keys.DataKeySize || dk.ID() != e.h.DataKeyID {
+		return nil, ErrOpen
+	}
+	pk, commitment := derive(dk.Bytes(), &e.h.Salt)
+	if subtle.ConstantTimeCompare(commitment[:], e.h.KeyCommitment[:]) != 1 {
+		return nil, ErrOpen
+	}
+	return pk, nil
+}
+
+// WithWrappedKeys returns the envelope re-encoded with its wrapped keys
+// replaced by ws (in any order; they are sorted). Header, signature and
+// ciphertext are unchanged, so the signature stays valid: this is how
+// rewrap and grant add or replace readers. The errors are those of
+// [Decode] for the wrapped_keys field.
+func (e *Envelope) WithWrappedKeys(ws []WrappedKey) ([]byte, error) {
+	ws = sortWrappedKeys(ws)
+	if err := checkWrappedKeys(ws); err != nil {
+		return nil, err
+	}
+	return encode(e.header, e.signature, e.ciphertext, ws)
+}
+
+// CiphertextDigest returns the SHA-256 digest of the ciphertext, the form
+// in which the signature covers it.
+func (e *Envelope) CiphertextDigest() [sha256.Size]byte { return e.digest }
+
+// SignedMessage returns the exact bytes the signature covers, so that an
+// auditor can check the signature with any Ed25519 implementation:
+//
+//	"phix/v1/signature\x00" || uint32be(len(header)) || header || SHA-256(ciphertext)
+func (e *Envelope) SignedMessage() []byte {
+	return signedMessage(e.header, &e.digest)
+}

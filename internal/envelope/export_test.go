@@ -1,0 +1,15 @@
+package envelope
+
+import (
+	"io"
+	"testing"
+)
+
+// SetRandom replaces the salt source for the rest of test t. Tests that
+// call it must not run in parallel.
+func SetRandom(t testing.TB, r io.Reader) {
+	t.Helper()
+	old := random
+	random = r
+	t.Cleanup(func() { random = old })
+}

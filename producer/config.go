@@ -1,0 +1,59 @@
+package producer
+
+import (
+	"errors"
+	"time"
+)
+
+// Default limits on reusing one data key. A data key is never reused
+// across different recipient sets, and each message still gets its own
+// HKDF-derived key, so these bound the blast radius of one leaked data key
+// rather than nonce safety.
+const (
+	DefaultKeyMessages = 10_000           // messages per data key
+	DefaultKeyBytes    = 1 << 30          // plaintext bytes per data key
+	DefaultKeyAge      = 15 * time.Minute // age of a data key
+)
+
+// Config configures a [Producer]. The zero value of every field except
+// Keys selects the documented default.
+type Config struct {
+	// KeyMessages, KeyBytes and KeyAge bound how long one data key is
+	// reused: after that many messages, plaintext bytes, or that much
+	// time, the next message gets a fresh data key. Zero means the
+	// matching Default constant; a negative KeyMessages disables reuse.
+	KeyMessages int
+	KeyBytes    int64
+	KeyAge      time.Duration
+
+	// Retries is how many times a failed JetStream publish of one copy is
+	// retried before Publish gives up. Retries are safe because every copy
+	// carries a deduplication ID. Zero means 3.
+	Retries int
+
+	// Now returns the current time; nil means time.Now. It exists for
+	// tests of key expiry.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.KeyMessages == 0 {
+		c.KeyMessages = DefaultKeyMessages
+	}
+	if c.KeyBytes == 0 {
+		c.KeyBytes = DefaultKeyBytes
+	}
+	if c.KeyAge == 0 {
+		c.KeyAge = DefaultKeyAge
+	}
+	if c.Retries == 0 {
+		c.Retries = 3
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.KeyBytes < 0 || c.KeyAge < 0 || c.Retries < 0 {
+		return c, errors.New("producer: negative key limit or retry count")
+	}
+	return c, nil
+}

@@ -35,8 +35,10 @@ func (l *natsLogger) emit(level slog.Level, format string, v []any) {
 		slog.String("nats", fmt.Sprintf(format, v...)))
 }
 
-// Noticef logs at Info.
-func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelInfo, format, v) }
+// Noticef logs at Debug: nats-server's notices are its start-up banner and
+// lifecycle chatter, which the broker's own "broker started" and "broker
+// stopped" events already cover at Info.
+func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v) }
 
 // Warnf logs at Warn.
 func (l *natsLogger) Warnf(format string, v ...any) { l.emit(slog.LevelWarn, format, v) }

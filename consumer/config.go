@@ -31,6 +31,28 @@ type Config struct {
 	// OnReject, if set, is called for every message the consumer refuses,
 	// after it is safely quarantined. It must not block.
 	OnReject func(*RejectError)
+
+	// OnOpen, if set, is called each time a message is verified and
+	// opened, before it is handed to the handler, for the audit trail. It
+	// must not block.
+	OnOpen func(OpenEvent)
+}
+
+// OpenEvent records that a machine opened a message. It carries no
+// payload: only what an auditor may see.
+type OpenEvent struct {
+	MessageID   string
+	Opener      string // the machine that opened it
+	Sender      string
+	Subject     string
+	Seq         uint64 // stream sequence; 0 when opened outside the stream
+	DataKeyID   string
+	SignerKeyID string
+	// KeyCached reports that the data key came from the consumer's cache
+	// rather than a fresh unwrap by the key provider.
+	KeyCached bool
+	// CiphertextDigest is the SHA-256 of the sealed payload.
+	CiphertextDigest [32]byte
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -74,6 +74,10 @@ func New(js jetstream.JetStream, kp keys.Provider, cfg Config) (*Consumer, error
 // comes first: nothing is unwrapped or decrypted for a message whose
 // sender signature does not hold.
 func (c *Consumer) Open(ctx context.Context, subject string, data []byte) (*Message, error) {
+	return c.open(ctx, subject, data, 0)
+}
+
+func (c *Consumer) open(ctx context.Context, subject string, data []byte, seq uint64) (*Message, error) {
 	reject := func(r Reason, err error) (*Message, error) {
 		return nil, &RejectError{Reason: r, Subject: subject, Err: err}
 	}
@@ -109,9 +113,11 @@ func (c *Consumer) Open(ctx context.Context, subject string, data []byte) (*Mess
 	if !ok {
 		return reject(ReasonNotRecipient, errors.New("no data key wrapped for this machine"))
 	}
-	dk, err := c.dataKey(ctx, h.DataKeyID, wrapped)
+	dk, cached, err := c.dataKey(ctx, h.DataKeyID, wrapped)
 	if err != nil {
-		if errors.Is(err, keys.ErrUnwrap) {
+		// An unreachable key service is no fault of the message: leave it
+		// in the inbox to be tried again rather than quarantine it.
+		if errors.Is(err, keys.ErrUnwrap) && !errors.Is(err, keys.ErrUnavailable) {
 			return reject(ReasonOpenFailed, envelope.ErrOpen)
 		}
 		return nil, fmt.Errorf("consumer: unwrapping data key: %w", err)
@@ -124,6 +130,13 @@ func (c *Consumer) Open(ctx context.Context, subject string, data []byte) (*Mess
 		c.cache.Forget(h.DataKeyID)
 		return reject(ReasonOpenFailed, envelope.ErrOpen)
 	}
+	if c.cfg.OnOpen != nil {
+		c.cfg.OnOpen(OpenEvent{
+			MessageID: h.MessageID, Opener: me, Sender: h.Sender, Subject: subject,
+			Seq: seq, DataKeyID: h.DataKeyID, SignerKeyID: h.SignerKeyID,
+			KeyCached: cached, CiphertextDigest: env.CiphertextDigest(),
+		})
+	}
 	return &Message{
 		ID: h.MessageID, Sender: h.Sender, Recipients: h.Recipients, Subject: h.Subject,
 		ContentType: h.ContentType, SchemaID: h.SchemaID, Created: h.Created,
@@ -134,16 +147,16 @@ func (c *Consumer) Open(ctx context.Context, subject string, data []byte) (*Mess
 // dataKey returns the unwrapped data key, from the cache when possible. The
 // envelope's key commitment, checked by Open, makes a cached key safe to
 // reuse: a key that does not match the header is refused.
-func (c *Consumer) dataKey(ctx context.Context, id string, wrapped []byte) (*keys.DataKey, error) {
+func (c *Consumer) dataKey(ctx context.Context, id string, wrapped []byte) (dk *keys.DataKey, cached bool, err error) {
 	if dk := c.cache.Get(id); dk != nil {
-		return dk, nil
+		return dk, true, nil
 	}
-	dk, err := c.kp.UnwrapKey(ctx, id, wrapped)
+	dk, err = c.kp.UnwrapKey(ctx, id, wrapped)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	c.cache.Put(dk)
-	return dk, nil
+	return dk, false, nil
 }
 
 // Run pulls messages from the machine's inbox and hands each opened one
@@ -193,7 +206,7 @@ func (c *Consumer) handle(ctx context.Context, m jetstream.Msg, h Handler) (bool
 	if err != nil {
 		return false, fmt.Errorf("consumer: delivery metadata: %w", err)
 	}
-	msg, err := c.Open(ctx, m.Subject(), m.Data())
+	msg, err := c.open(ctx, m.Subject(), m.Data(), md.Sequence.Stream)
 	var rej *RejectError
 	switch {
 	case errors.As(err, &rej):

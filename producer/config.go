@@ -34,6 +34,37 @@ type Config struct {
 	// Now returns the current time; nil means time.Now. It exists for
 	// tests of key expiry.
 	Now func() time.Time
+
+	// Allow, if set, is asked before anything is sealed whether the
+	// producer's machine may send a message of type typ to recipient. A
+	// non-nil error refuses the whole Publish; nothing is sent. The policy
+	// package supplies it so refusals happen at the source as well as at
+	// the broker.
+	Allow func(recipient, typ string) error
+
+	// OnPublish, if set, is called once per recipient copy with the
+	// outcome, for the audit trail and metrics. It must not block and
+	// must not retain the event's slices.
+	OnPublish func(PublishEvent)
+}
+
+// PublishEvent describes one recipient copy of a published message. It
+// carries no payload: only what an auditor may see.
+type PublishEvent struct {
+	MessageID  string
+	Sender     string
+	Recipient  string   // the copy's recipient
+	Recipients []string // every recipient of the message
+	Subject    string
+	Type       string
+	DataKeyID  string
+	// CiphertextDigest is the SHA-256 of the sealed payload, which
+	// identifies the message without revealing it. Zero if sealing failed.
+	CiphertextDigest [32]byte
+	Size             int    // plaintext bytes
+	Seq              uint64 // stream sequence; 0 on failure
+	Duplicate        bool   // the broker already held this copy
+	Err              error  // nil on success
 }
 
 func (c Config) withDefaults() (Config, error) {

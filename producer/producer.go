@@ -70,6 +70,13 @@ func (p *Producer) Publish(ctx context.Context, recipients []string, payload []b
 	if err != nil {
 		return nil, err
 	}
+	if p.cfg.Allow != nil {
+		for _, rcpt := range o.recipients {
+			if err := p.cfg.Allow(rcpt, o.typ); err != nil {
+				return nil, fmt.Errorf("producer: %s to %s: %w", o.typ, rcpt, err)
+			}
+		}
+	}
 	k, err := p.ring.take(ctx, o.recipients, len(payload))
 	if err != nil {
 		return nil, fmt.Errorf("producer: wrapping data key: %w", err)
@@ -77,16 +84,32 @@ func (p *Producer) Publish(ctx context.Context, recipients []string, payload []b
 
 	rc := &Receipt{MessageID: o.id, Copies: make(map[string]uint64, len(o.recipients))}
 	for _, rcpt := range o.recipients {
-		seq, err := p.publishCopy(ctx, o, k, rcpt, payload)
+		ev := PublishEvent{
+			MessageID: o.id, Sender: p.kp.Identity(), Recipient: rcpt, Recipients: o.recipients,
+			Subject: subjects.Message(p.kp.Identity(), rcpt, o.typ), Type: o.typ,
+			DataKeyID: k.dk.ID(), Size: len(payload),
+		}
+		err := p.publishCopy(ctx, o, k, &ev, payload)
+		if p.cfg.OnPublish != nil {
+			p.cfg.OnPublish(ev)
+		}
 		if err != nil {
 			return rc, fmt.Errorf("producer: message %s to %s: %w", o.id, rcpt, err)
 		}
-		rc.Copies[rcpt] = seq
+		rc.Copies[rcpt] = ev.Seq
 	}
 	return rc, nil
 }
 
-func (p *Producer) publishCopy(ctx context.Context, o *options, k *dataKey, rcpt string, payload []byte) (uint64, error) {
+// publishCopy seals and stores the copy described by ev, filling in its
+// digest, sequence and outcome.
+func (p *Producer) publishCopy(ctx context.Context, o *options, k *dataKey, ev *PublishEvent, payload []byte) error {
+	seq, dup, digest, err := p.storeCopy(ctx, o, k, ev.Recipient, payload)
+	ev.Seq, ev.Duplicate, ev.CiphertextDigest, ev.Err = seq, dup, digest, err
+	return err
+}
+
+func (p *Producer) storeCopy(ctx context.Context, o *options, k *dataKey, rcpt string, payload []byte) (seq uint64, dup bool, digest [32]byte, err error) {
 	subject := subjects.Message(p.kp.Identity(), rcpt, o.typ)
 	meta := envelope.Meta{
 		MessageID:   o.id,
@@ -100,7 +123,10 @@ func (p *Producer) publishCopy(ctx context.Context, o *options, k *dataKey, rcpt
 	wrapped := []envelope.WrappedKey{{Recipient: rcpt, Wrapped: k.wrapped[rcpt]}}
 	b, err := envelope.Seal(ctx, p.kp, meta, k.dk, wrapped, payload)
 	if err != nil {
-		return 0, fmt.Errorf("sealing: %w", err)
+		return 0, false, digest, fmt.Errorf("sealing: %w", err)
+	}
+	if env, err := envelope.Decode(b); err == nil {
+		digest = env.CiphertextDigest()
 	}
 
 	msg := &nats.Msg{Subject: subject, Data: b}
@@ -110,14 +136,14 @@ func (p *Producer) publishCopy(ctx context.Context, o *options, k *dataKey, rcpt
 			jetstream.WithMsgID(o.id+"."+rcpt),
 			jetstream.WithExpectStream(subjects.MessageStream))
 		if err == nil {
-			return ack.Sequence, nil
+			return ack.Sequence, ack.Duplicate, digest, nil
 		}
 		last = err
 		if ctx.Err() != nil || !retryable(err) {
 			break
 		}
 	}
-	return 0, fmt.Errorf("publishing: %w", last)
+	return 0, false, digest, fmt.Errorf("publishing: %w", last)
 }
 
 // retryable reports whether a publish error may succeed on a second try.

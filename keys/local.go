@@ -136,6 +136,10 @@ func (l *Local) Sign(ctx context.Context, msg []byte) ([]byte, string, error) {
 	return ed25519.Sign(l.sign, msg), l.signID, nil
 }
 
+// SigningKeyID returns the ID of the key [Local.Sign] signs with, so that
+// a sealer can name it in the signed header and sign only once.
+func (l *Local) SigningKeyID(context.Context) (string, error) { return l.signID, nil }
+
 // PublicKey implements [Provider], reading the machine's record from the
 // directory.
 func (l *Local) PublicKey(ctx context.Context, machine, keyID string) (ed25519.PublicKey, error) {

@@ -125,8 +125,11 @@ func (p *Producer) storeCopy(ctx context.Context, o *options, k *dataKey, rcpt s
 	if err != nil {
 		return 0, false, digest, fmt.Errorf("sealing: %w", err)
 	}
-	if env, err := envelope.Decode(b); err == nil {
-		digest = env.CiphertextDigest()
+	if p.cfg.OnPublish != nil {
+		// Only observers need the digest; decoding again costs a copy.
+		if env, err := envelope.Decode(b); err == nil {
+			digest = env.CiphertextDigest()
+		}
 	}
 
 	msg := &nats.Msg{Subject: subject, Data: b}
@@ -218,11 +221,15 @@ func WithMessageID(id string) Option {
 
 // WithType sets the message type, the last subject token (such as
 // "hl7v2" or "fhir") by which the broker routes and permits flows, and
-// the content type recorded in the signed header.
+// the content type recorded in the signed header ("" means
+// application/octet-stream).
 func WithType(typ, contentType string) Option {
 	return func(o *options) error {
 		if err := subjects.CheckName(typ); err != nil {
 			return fmt.Errorf("producer: type: %v", err)
+		}
+		if contentType == "" {
+			contentType = "application/octet-stream"
 		}
 		o.typ, o.contentType = typ, contentType
 		return nil

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,28 @@ type Broker struct {
 	admin    nkeys.KeyPair
 	adminPub string
 	fatal    chan string // first fatal nats-server error, buffered 1
+	// ev is the audit trail wiring (events.go), set by New.
+	ev *events
+	// tls is the enforced server TLS configuration, shared by the client
+	// and monitoring listeners and kept identical across reloads.
+	tls *tls.Config
+	// storeKey is the JetStream at-rest key, held only because nats-server
+	// needs it again in the options of every reload.
+	storeKey string
+	// policyChanged wakes the idle sweep when the timeout may have
+	// changed; buffered 1.
+	policyChanged chan struct{}
+	// stop ends the background loops started by Start; loops is done when
+	// they have returned.
+	stop  context.CancelFunc
+	loops sync.WaitGroup
+
+	// closeMu serializes Close calls.
+	closeMu sync.Mutex
+
+	// reloadMu serializes SetPolicy calls, so two reloads cannot
+	// interleave their option and consumer changes.
+	reloadMu sync.Mutex
 
 	// js is the in-process admin connection's JetStream context, kept
 	// open after provisioning so the broker can report on its streams
@@ -50,10 +73,16 @@ type Broker struct {
 	js jetstream.JetStream
 	nc *nats.Conn
 
-	mu sync.Mutex // guards started and closed
+	mu sync.Mutex // guards started, ready, closed, acc, mon, js and nc
 	// started is set by the first Start call; a Broker starts once.
 	started bool
-	closed  bool
+	// ready is set when Start has succeeded.
+	ready  bool
+	closed bool
+	// acc is what the broker enforces now.
+	acc *access
+	// mon is the monitoring endpoint; nil if there is none.
+	mon *monitor
 }
 
 // New validates cfg and prepares a broker; it does not listen yet. Errors
@@ -73,30 +102,39 @@ func New(cfg Config) (*Broker, error) {
 		return nil, fmt.Errorf("broker: creating admin key: %v", err)
 	}
 
-	opts := serverOptions(c, pub)
+	storeKey, err := loadStoreKey(c.StoreKeyFile, c.StoreDir)
+	if err != nil {
+		admin.Wipe()
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+
+	b := &Broker{
+		cfg:           c,
+		log:           c.Logger,
+		admin:         admin,
+		adminPub:      pub,
+		fatal:         make(chan string, 1),
+		tls:           serverTLS(c.TLS),
+		storeKey:      storeKey,
+		policyChanged: make(chan struct{}, 1),
+		acc:           accessFrom(c),
+	}
+	opts := b.serverOptions(b.acc)
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		admin.Wipe()
 		return nil, fmt.Errorf("broker: configuring nats server: %v", err)
 	}
-	b := &Broker{
-		cfg:      c,
-		log:      c.Logger,
-		srv:      srv,
-		admin:    admin,
-		adminPub: pub,
-		fatal:    make(chan string, 1),
-	}
-	srv.SetLoggerV2(&natsLogger{log: c.Logger, fatal: b.onFatal}, opts.Debug, false, false)
+	b.srv = srv
+	srv.SetLoggerV2(b.watchViolations(&natsLogger{log: c.Logger, fatal: b.onFatal}), opts.Debug, false, false)
 	return b, nil
 }
 
-// serverOptions translates a validated Config into nats-server options.
-func serverOptions(c Config, adminPub string) *server.Options {
-	users := make([]*server.User, 0, len(c.Machines))
-	for _, m := range c.Machines {
-		users = append(users, machineUser(m))
-	}
+// serverOptions translates the validated Config and access a into
+// nats-server options. It is called again for every reload, so it must
+// return the same values for everything nats-server cannot reload.
+func (b *Broker) serverOptions(a *access) *server.Options {
+	c := b.cfg
 	return &server.Options{
 		Host: c.Host,
 		Port: c.Port,
@@ -110,17 +148,29 @@ func serverOptions(c Config, adminPub string) *server.Options {
 		JetStream:              true,
 		StoreDir:               c.StoreDir,
 		DisableJetStreamBanner: true,
+		// Encryption at rest under the sealed payloads, so that stream
+		// metadata (subjects, headers, sequence state) is not in the clear
+		// on disk either. AES-GCM: hardware-accelerated and the cheaper of
+		// nats-server's two ciphers here.
+		JetStreamCipher: server.AES,
+		JetStreamKey:    b.storeKey,
 
 		// A TLSConfig without AllowNonTLS makes TLS mandatory for every
 		// network client; TLSVerify and TLSMap make the verified
-		// certificate the client's identity.
-		TLSConfig:  serverTLS(c.TLS),
-		TLSTimeout: tlsTimeout,
-		TLSVerify:  true,
-		TLSMap:     true,
+		// certificate the client's identity. TLSHandshakeFirst (with no
+		// fallback delay) starts every connection with the TLS handshake:
+		// the server sends nothing, not even INFO, before it.
+		TLSConfig:         b.tls,
+		TLSTimeout:        tlsTimeout,
+		TLSVerify:         true,
+		TLSMap:            true,
+		TLSHandshakeFirst: true,
 
-		Users: users,
-		Nkeys: []*server.NkeyUser{adminUser(adminPub)},
+		Users: append(a.serverUsers(), keyAdminUsers(c.KeyAdmins)...),
+		// The admin nkey user also keeps authorization required when a
+		// policy has no active machine: without any user nats-server
+		// would admit every holder of a valid certificate.
+		Nkeys: []*server.NkeyUser{adminUser(b.adminPub)},
 
 		// Debug output names connections and subjects, never payloads.
 		// Trace stays off: it logs message bodies.
@@ -168,9 +218,12 @@ func (b *Broker) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: starting: %w", err)
 	}
+	a := b.currentAccess()
 	b.log.LogAttrs(ctx, slog.LevelInfo, "broker started",
 		slog.String("url", b.ClientURL()),
-		slog.Int("machines", len(b.cfg.Machines)),
+		slog.String("monitor_url", b.MonitorURL()),
+		slog.Int("machines", len(a.users)),
+		slog.Duration("idle_timeout", a.idle),
 		slog.Duration("took", time.Since(begin)))
 	return nil
 }
@@ -191,7 +244,14 @@ func (b *Broker) start(ctx context.Context) error {
 	if err == nil {
 		err = b.provision(ctx)
 	}
+	if err == nil {
+		err = b.startEvents(ctx)
+	}
+	if err == nil {
+		err = b.startMonitor()
+	}
 	if err != nil {
+		b.stopEvents()
 		if b.nc != nil {
 			b.nc.Close()
 		}
@@ -202,6 +262,12 @@ func (b *Broker) start(ctx context.Context) error {
 		b.srv.WaitForShutdown()
 		return err
 	}
+
+	loopCtx, stop := context.WithCancel(context.Background())
+	b.mu.Lock()
+	b.ready, b.stop = true, stop
+	b.mu.Unlock()
+	b.loops.Go(func() { b.runIdleLogoff(loopCtx) })
 	return nil
 }
 
@@ -241,22 +307,36 @@ func (b *Broker) ClientURL() string {
 // does nothing. The error is always nil today; it is there so that future
 // shutdown failures can be reported.
 func (b *Broker) Close() error {
+	// closeMu makes a concurrent second Close wait for the first; mu is
+	// released before waiting, because the background loops take it.
+	b.closeMu.Lock()
+	defer b.closeMu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return nil
 	}
 	b.closed = true
+	started, stop, mon, nc := b.started, b.stop, b.mon, b.nc
+	b.mu.Unlock()
 
-	if !b.started {
+	if !started {
 		b.admin.Wipe()
 	}
-	if b.nc != nil {
-		b.nc.Close()
+	if stop != nil {
+		stop()
+		b.loops.Wait()
+	}
+	if mon != nil {
+		mon.close()
+	}
+	b.stopEvents()
+	if nc != nil {
+		nc.Close()
 	}
 	b.srv.Shutdown()
 	b.srv.WaitForShutdown()
-	if b.started {
+	if started {
 		b.log.LogAttrs(context.Background(), slog.LevelInfo, "broker stopped")
 	}
 	return nil

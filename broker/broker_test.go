@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -24,6 +25,7 @@ import (
 
 	"phix.dev/phix/broker"
 	"phix.dev/phix/internal/subjects"
+	"phix.dev/phix/policy"
 )
 
 var machines = []string{"alice", "bob", "mallory"}
@@ -33,7 +35,11 @@ type env struct {
 	pki    *testPKI
 	broker *broker.Broker
 	dir    string
-	logger *slog.Logger // nil: discard
+	logger *slog.Logger   // nil: discard
+	policy *policy.Policy // nil: the demo machines
+	// monitor, if set, enables the monitoring endpoint with this handler
+	// for paths the broker does not serve.
+	monitor http.Handler
 }
 
 func newEnv(t testing.TB) *env {
@@ -47,13 +53,20 @@ func newEnv(t testing.TB) *env {
 // Cleanup closes it again harmlessly.
 func (e *env) start(t testing.TB) *broker.Broker {
 	t.Helper()
-	b, err := broker.New(broker.Config{
+	cfg := broker.Config{
 		StoreDir: e.dir,
 		Port:     broker.RandomPort,
 		TLS:      e.pki.serverTLS(t),
-		Machines: machines,
+		Policy:   e.policy,
 		Logger:   e.logger,
-	})
+	}
+	if e.policy == nil {
+		cfg.Machines = machines
+	}
+	if e.monitor != nil {
+		cfg.MonitorPort, cfg.Monitor = broker.RandomPort, e.monitor
+	}
+	b, err := broker.New(cfg)
 	if err != nil {
 		t.Fatalf("broker.New() = %v, want nil", err)
 	}
@@ -106,6 +119,7 @@ func (e *env) dial(name string, tc *tls.Config) (*client, error) {
 	errs := &errLog{}
 	nc, err := nats.Connect(e.broker.ClientURL(),
 		nats.Secure(tc),
+		nats.TLSHandshakeFirst(),
 		nats.CustomInboxPrefix(subjects.ReplyPrefix(name)),
 		nats.NoReconnect(),
 		nats.Timeout(5*time.Second),
@@ -475,7 +489,9 @@ func TestRefusedConnections(t *testing.T) {
 }
 
 // plaintextPing speaks the NATS protocol without TLS and returns nil only
-// if the server answers PING with PONG.
+// if the server answers PING with PONG. The broker sends nothing before
+// the TLS handshake, so the client speaks first, as a client that ignores
+// the missing INFO would.
 func plaintextPing(t testing.TB, clientURL string) error {
 	t.Helper()
 	u, err := url.Parse(clientURL)
@@ -489,17 +505,10 @@ func plaintextPing(t testing.TB, clientURL string) error {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 
-	r := bufio.NewReader(conn)
-	info, err := r.ReadString('\n')
-	if err != nil {
-		t.Fatalf("reading INFO = %v, want nil", err)
-	}
-	if !strings.Contains(info, `"tls_required":true`) {
-		t.Errorf("INFO = %s, want tls_required", info)
-	}
 	if _, err := conn.Write([]byte("CONNECT {\"verbose\":false}\r\nPING\r\n")); err != nil {
 		return err
 	}
+	r := bufio.NewReader(conn)
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -508,6 +517,26 @@ func plaintextPing(t testing.TB, clientURL string) error {
 		if strings.HasPrefix(line, "PONG") {
 			return nil
 		}
+	}
+}
+
+// TestNoPlaintextBeforeHandshake checks that the broker starts every
+// connection with the TLS handshake and sends nothing, not even its INFO
+// line, to a client that has not begun one.
+func TestNoPlaintextBeforeHandshake(t *testing.T) {
+	e := newEnv(t)
+	u, err := url.Parse(e.broker.ClientURL())
+	if err != nil {
+		t.Fatalf("url.Parse(%s) = %v, want nil", e.broker.ClientURL(), err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatalf("net.Dial(%s) = %v, want nil", u.Host, err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, err := conn.Read(make([]byte, 1024)); n != 0 {
+		t.Errorf("Read() before a handshake = %d bytes, %v; want nothing", n, err)
 	}
 }
 

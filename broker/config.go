@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"path/filepath"
 	"time"
 
 	"phix.dev/phix/internal/subjects"
+	"phix.dev/phix/policy"
 )
 
 // Defaults applied by [New] to zero [Config] fields.
@@ -57,13 +60,51 @@ type Config struct {
 	// would bypass both.
 	TLS *tls.Config
 
-	// Machines lists the machine names allowed to connect. Each must pass
-	// [subjects.CheckName]. A machine authenticates with a client
-	// certificate whose subject is exactly CN=<name>,O=phix and gets the
-	// least-privilege permissions described in the package documentation.
-	// At least one machine is required: with no users nats-server would
-	// admit any holder of a valid certificate with full permissions.
+	// Policy is the access policy the broker enforces: its users, their
+	// subject permissions, the inbox consumers, the idle timeout and the
+	// stream retention are all derived from it (see package policy).
+	// Exactly one of Policy and Machines must be set. [Broker.SetPolicy]
+	// replaces it while running.
+	Policy *policy.Policy
+
+	// Machines is the policy-less demo mode: it lists the machine names
+	// allowed to connect, and every machine may send any type to every
+	// machine, with no idle logoff and no retention limit. Each name must
+	// pass [subjects.CheckName]. Exactly one of Policy and Machines must
+	// be set.
+	//
+	// Deprecated: set Policy, which grants only the flows a machine needs.
 	Machines []string
+
+	// KeyAdmins names the identities (certificate CN=<name>,O=phix) that
+	// administer the wrapped-key registry: rewrap, grant and destroy data
+	// keys (package registry). They are not machines: they may not send or
+	// receive messages, only read and change registry entries and read
+	// stored messages by sequence. A name may not also be a machine.
+	KeyAdmins []string
+
+	// StoreKeyFile is the file holding the key that encrypts the
+	// JetStream store at rest (AES-256-GCM, under the sealed payloads). It
+	// must be readable by its owner only ([keys.ErrInsecureFile]
+	// otherwise); [New] creates it with a random key if it does not exist.
+	// The key is never written to any configuration. Default
+	// StoreDir/broker/jetstream.key.
+	StoreKeyFile string
+
+	// MonitorPort is the TCP port, on Host, of the HTTPS monitoring
+	// endpoint: TLS 1.3 with a client certificate from TLS.ClientCAs, the
+	// same as the client port. Zero means no monitoring endpoint;
+	// [RandomPort] lets the kernel choose (see [Broker.MonitorURL]).
+	MonitorPort int
+
+	// Monitor, if set, serves every monitoring request that the broker's
+	// own endpoints (/healthz, /readyz, /v1/enforced) do not, such as
+	// /metrics. Requests reach it only over mutually authenticated TLS;
+	// [PeerMachine] names the client.
+	Monitor http.Handler
+
+	// Audit configures the audit trail; the zero value is the default.
+	Audit AuditConfig
 
 	// Logger receives broker and nats-server events. Nil discards them.
 	Logger *slog.Logger
@@ -95,7 +136,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.StoreKeyFile == "" && c.StoreDir != "" {
+		c.StoreKeyFile = filepath.Join(c.StoreDir, "broker", "jetstream.key")
+	}
 	c.Machines = append([]string(nil), c.Machines...)
+	c.KeyAdmins = append([]string(nil), c.KeyAdmins...)
 
 	if err := c.validate(); err != nil {
 		return Config{}, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
@@ -113,9 +158,20 @@ func (c *Config) validate() error {
 		return fmt.Errorf("max payload %d out of range 1..%d", c.MaxPayload, maxPayloadLimit)
 	case c.DuplicateWindow < 0:
 		return fmt.Errorf("negative duplicate window %s", c.DuplicateWindow)
+	case c.MonitorPort != RandomPort && (c.MonitorPort < 0 || c.MonitorPort > 65535):
+		return fmt.Errorf("monitor port %d out of range", c.MonitorPort)
 	}
 	if err := checkTLS(c.TLS); err != nil {
 		return err
+	}
+	if err := checkKeyAdmins(c); err != nil { // registry.go
+		return err
+	}
+	switch {
+	case c.Policy != nil && len(c.Machines) > 0:
+		return errors.New("both policy and machines are set")
+	case c.Policy != nil:
+		return c.Policy.Validate()
 	}
 	return checkMachines(c.Machines)
 }

@@ -1,10 +1,14 @@
 package broker
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 
 	"phix.dev/phix/internal/subjects"
+	"phix.dev/phix/policy"
 )
 
 // certOrg is the organization every machine certificate carries.
@@ -29,46 +33,49 @@ func userName(machine string) string {
 	return "CN=" + machine + ",O=" + certOrg
 }
 
-// machineUser returns the nats user for machine, with no password: the
+// machineUser returns the nats user for u, with no password: the
 // verified client certificate is the only credential. Only standard (TCP)
-// client connections may use it.
-func machineUser(machine string) *server.User {
+// client connections may use it. Every list is an allow list, so
+// everything not named is denied: other machines' subjects and inboxes,
+// stream and consumer management, message gets (except for auditors),
+// account info and every other JetStream API. The subjects themselves are
+// derived by package policy (see policy.Policy.BrokerUsers).
+func machineUser(u policy.BrokerUser) *server.User {
 	return &server.User{
-		Username:    userName(machine),
-		Permissions: machinePermissions(machine),
+		Username: userName(u.Machine),
+		Permissions: &server.Permissions{
+			Publish:   allowOnly(append(slices.Clone(u.Publish), auditPublish(u)...)),
+			Subscribe: allowOnly(u.Subscribe),
+		},
 		AllowedConnectionTypes: map[string]struct{}{
 			jwt.ConnectionTypeStandard: {},
 		},
 	}
 }
 
-// machinePermissions is the demo least-privilege policy for machine m.
-// Every list is an allow list, so everything not named is denied: other
-// machines' subjects and inboxes, stream and consumer management, direct
-// and API message gets, account info and every other JetStream API.
-//
-// The JetStream subjects are exactly what nats.go's jetstream package sends
-// for Consumer (CONSUMER.INFO), Fetch/Messages/Next (CONSUMER.MSG.NEXT) and
-// Ack/Nak/Term/InProgress (a publish on the message's $JS.ACK reply
-// subject). A jetstream Publish is a plain request on the message subject
-// and needs nothing else; its reply and every pulled message arrive under
-// the machine's own reply prefix.
-func machinePermissions(m string) *server.Permissions {
-	stream, durable := subjects.MessageStream, subjects.InboxConsumer(m)
-	return &server.Permissions{
-		Publish: &server.SubjectPermission{Allow: []string{
-			subjects.PublishFilter(m),
-			subjects.Quarantine(m),
-			"$JS.API.CONSUMER.INFO." + stream + "." + durable,
-			"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + durable,
-			// v1 ack subjects: nats-server's js_ack_fc_v2 feature flag,
-			// which would add domain and account tokens, stays off.
-			"$JS.ACK." + stream + "." + durable + ".>",
-		}},
-		Subscribe: &server.SubjectPermission{Allow: []string{
-			subjects.ReplyPrefix(m) + ".>",
-		}},
+// allowOnly returns a permission allowing exactly subjects. To
+// nats-server an empty allow list means no restriction at all, so a
+// machine with nothing to publish (a pure recipient that receives no
+// flow, say) gets an explicit deny of everything instead.
+func allowOnly(subjects []string) *server.SubjectPermission {
+	if len(subjects) == 0 {
+		return &server.SubjectPermission{Deny: []string{">"}}
 	}
+	return &server.SubjectPermission{Allow: slices.Clone(subjects)}
+}
+
+// machineOf returns the machine of nats user name, or "" if name is not a
+// machine user.
+func machineOf(user string) string {
+	rest, ok := strings.CutPrefix(user, "CN=")
+	if !ok {
+		return ""
+	}
+	m, ok := strings.CutSuffix(rest, ",O="+certOrg)
+	if !ok || !subjects.ValidName(m) {
+		return ""
+	}
+	return m
 }
 
 // adminUser returns the nkey user of the broker's own in-process
@@ -78,10 +85,10 @@ func machinePermissions(m string) *server.Permissions {
 func adminUser(pub string) *server.NkeyUser {
 	return &server.NkeyUser{
 		Nkey: pub,
-		Permissions: &server.Permissions{
+		Permissions: withAuditAdmin(&server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.>"}},
 			Subscribe: &server.SubjectPermission{Allow: []string{adminInbox + ".>"}},
-		},
+		}),
 		AllowedConnectionTypes: map[string]struct{}{
 			jwt.ConnectionTypeInProcess: {},
 		},

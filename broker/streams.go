@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"phix.dev/phix/internal/subjects"
+	"phix.dev/phix/policy"
 )
 
 // InboxAckWait is how long a message pulled through an inbox consumer may
@@ -40,26 +41,36 @@ func (b *Broker) provision(ctx context.Context) error {
 	b.mu.Lock()
 	b.nc, b.js = nc, js
 	b.mu.Unlock()
+	return b.provisionAccess(ctx, b.currentAccess())
+}
 
-	for _, cfg := range b.streamConfigs() {
+// provisionAccess creates or updates the streams with a's retention and
+// the inbox consumers of a. Inbox consumers of machines a no longer lets
+// read are kept, unreachable, so that a machine that is let back in
+// resumes where it stopped instead of receiving everything again.
+func (b *Broker) provisionAccess(ctx context.Context, a *access) error {
+	b.mu.Lock()
+	js := b.js
+	b.mu.Unlock()
+	for _, cfg := range b.streamConfigs(a) {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
 		}
 		b.log.LogAttrs(ctx, slog.LevelDebug, "stream ready", slog.String("stream", cfg.Name))
 	}
-	for _, m := range b.cfg.Machines {
-		cfg := inboxConsumerConfig(m)
-		if _, err := js.CreateOrUpdateConsumer(ctx, subjects.MessageStream, cfg); err != nil {
+	for _, ic := range a.consumers {
+		cfg := inboxConsumerConfig(ic)
+		if _, err := js.CreateOrUpdateConsumer(ctx, ic.Stream, cfg); err != nil {
 			return fmt.Errorf("creating consumer %s: %w", cfg.Durable, err)
 		}
 		b.log.LogAttrs(ctx, slog.LevelDebug, "consumer ready",
-			slog.String("stream", subjects.MessageStream),
+			slog.String("stream", ic.Stream),
 			slog.String("consumer", cfg.Durable))
 	}
 	return nil
 }
 
-func (b *Broker) streamConfigs() []jetstream.StreamConfig {
+func (b *Broker) streamConfigs(a *access) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
 			Name:        subjects.MessageStream,
@@ -69,6 +80,7 @@ func (b *Broker) streamConfigs() []jetstream.StreamConfig {
 			Retention:   jetstream.LimitsPolicy,
 			Duplicates:  b.cfg.DuplicateWindow,
 			MaxMsgSize:  int32(b.cfg.MaxPayload),
+			MaxAge:      a.retention.Messages.D(),
 			// Only the admin connection may call the stream API at all;
 			// DenyDelete also stops it from removing single messages.
 			DenyDelete: true,
@@ -80,18 +92,30 @@ func (b *Broker) streamConfigs() []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			Duplicates:  b.cfg.DuplicateWindow,
+			MaxAge:      a.retention.Quarantine.D(),
 		},
+		registryStreamConfig(b.cfg.MaxPayload), // registry.go
 	}
 }
 
-func inboxConsumerConfig(machine string) jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       subjects.InboxConsumer(machine),
-		Description:   "phix inbox of " + machine,
-		FilterSubject: subjects.InboxFilter(machine),
+// inboxConsumerConfig returns the JetStream configuration of ic. One
+// filter goes in FilterSubject, as before policies existed, so that an
+// unchanged consumer is not rewritten.
+func inboxConsumerConfig(ic policy.InboxConsumer) jetstream.ConsumerConfig {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       ic.Durable,
+		Description:   "phix inbox of " + ic.Machine,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       InboxAckWait,
 		MaxDeliver:    -1,
+		// Every ack is sampled so the audit trail records each delivery.
+		SampleFrequency: "100%",
 	}
+	if len(ic.Filters) == 1 {
+		cfg.FilterSubject = ic.Filters[0]
+	} else {
+		cfg.FilterSubjects = ic.Filters
+	}
+	return cfg
 }

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -22,6 +23,17 @@ type Config struct {
 	KeyCacheSize int
 	KeyCacheTTL  time.Duration
 
+	// RootCacheSize bounds how many verified batch signatures are
+	// remembered, so that the other envelopes of a signed batch need only
+	// their inclusion proof checked. Zero means 4096; negative disables.
+	RootCacheSize int
+
+	// Registry, if set, is where the consumer fetches its wrapped data
+	// key when an envelope carries none for it (the Vault provider keeps
+	// wrapped keys there, and grants add them there). A *registry.Client
+	// satisfies it. Nil means envelopes must carry the key inline.
+	Registry Registry
+
 	// Batch is how many messages one pull asks for. Zero means 64.
 	Batch int
 
@@ -36,6 +48,15 @@ type Config struct {
 	// opened, before it is handed to the handler, for the audit trail. It
 	// must not block.
 	OnOpen func(OpenEvent)
+}
+
+// Registry fetches data keys wrapped for the consumer's machine;
+// *registry.Client satisfies it.
+type Registry interface {
+	// Get returns the data key dataKeyID of sender wrapped for this
+	// machine, or an error matching registry.ErrNotFound,
+	// registry.ErrDestroyed or registry.ErrUnavailable.
+	Get(ctx context.Context, sender, dataKeyID string) ([]byte, error)
 }
 
 // OpenEvent records that a machine opened a message. It carries no
@@ -70,6 +91,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Batch == 0 {
 		c.Batch = 64
+	}
+	if c.RootCacheSize == 0 {
+		c.RootCacheSize = 4096
 	}
 	if c.PollWait == 0 {
 		c.PollWait = 5 * time.Second

@@ -21,7 +21,12 @@ import (
 	"phix.dev/phix/internal/envelope"
 	"phix.dev/phix/internal/subjects"
 	"phix.dev/phix/keys"
+	"phix.dev/phix/registry"
 )
+
+// ackTimeout bounds how long an acknowledgement may wait for the broker's
+// confirmation once the handler has accepted a message.
+const ackTimeout = 10 * time.Second
 
 // Message is an opened message. Payload is the plaintext; the rest comes
 // from the signed header and has been verified.
@@ -50,10 +55,11 @@ type Handler func(ctx context.Context, m *Message) error
 // Consumer reads one machine's inbox. Its methods are safe for concurrent
 // use, though [Consumer.Run] is meant to be called once at a time.
 type Consumer struct {
-	js    jetstream.JetStream
-	kp    keys.Provider
-	cfg   Config
-	cache *keys.Cache
+	js       jetstream.JetStream
+	kp       keys.Provider
+	cfg      Config
+	cache    *keys.Cache
+	verifier *envelope.Verifier
 }
 
 // New returns a consumer that reads kp's identity's inbox through js.
@@ -66,18 +72,33 @@ func New(js jetstream.JetStream, kp keys.Provider, cfg Config) (*Consumer, error
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{js: js, kp: kp, cfg: cfg, cache: keys.NewCache(cfg.KeyCacheSize, cfg.KeyCacheTTL)}, nil
+	return &Consumer{
+		js: js, kp: kp, cfg: cfg,
+		cache:    keys.NewCache(cfg.KeyCacheSize, cfg.KeyCacheTTL),
+		verifier: envelope.NewVerifier(cfg.RootCacheSize),
+	}, nil
 }
 
 // Open verifies and opens an envelope that arrived on subject, as this
 // consumer's machine. Every refusal is a [*RejectError]. Verification
 // comes first: nothing is unwrapped or decrypted for a message whose
-// sender signature does not hold.
+// sender signature does not hold. Other errors (a key service or the
+// registry out of reach) say nothing about the message: try again later.
 func (c *Consumer) Open(ctx context.Context, subject string, data []byte) (*Message, error) {
-	return c.open(ctx, subject, data, 0)
+	return c.open(ctx, subject, data, 0, false)
 }
 
-func (c *Consumer) open(ctx context.Context, subject string, data []byte, seq uint64) (*Message, error) {
+// OpenGranted opens a message stored on subject that is not addressed to
+// this machine but whose data key was granted to it, as an auditor reads
+// past messages it fetched from the stream. It checks everything [Open]
+// does except that the machine is a recipient; without a grant it fails
+// with [ReasonNotRecipient].
+func (c *Consumer) OpenGranted(ctx context.Context, subject string, data []byte) (*Message, error) {
+	return c.open(ctx, subject, data, 0, true)
+}
+
+func (c *Consumer) open(ctx context.Context, subject string, data []byte, seq uint64,
+	granted bool) (*Message, error) {
 	reject := func(r Reason, err error) (*Message, error) {
 		return nil, &RejectError{Reason: r, Subject: subject, Err: err}
 	}
@@ -94,7 +115,7 @@ func (c *Consumer) open(ctx context.Context, subject string, data []byte, seq ui
 	if !ok || sender != h.Sender {
 		return reject(ReasonSubjectMismatch, fmt.Errorf("subject does not name sender %q", h.Sender))
 	}
-	if rcpt != me || !slices.Contains(h.Recipients, me) {
+	if !granted && (rcpt != me || !slices.Contains(h.Recipients, me)) {
 		return reject(ReasonNotRecipient, fmt.Errorf("%s is not a recipient", me))
 	}
 
@@ -105,22 +126,21 @@ func (c *Consumer) open(ctx context.Context, subject string, data []byte, seq ui
 		}
 		return nil, fmt.Errorf("consumer: looking up sender key: %w", err)
 	}
-	if err := env.Verify(pub); err != nil {
+	if err := c.verifier.Verify(env, pub); err != nil {
 		return reject(ReasonBadSignature, err)
 	}
 
-	wrapped, ok := env.WrappedKey(me)
-	if !ok {
-		return reject(ReasonNotRecipient, errors.New("no data key wrapped for this machine"))
-	}
-	dk, cached, err := c.dataKey(ctx, h.DataKeyID, wrapped)
-	if err != nil {
-		// An unreachable key service is no fault of the message: leave it
-		// in the inbox to be tried again rather than quarantine it.
-		if errors.Is(err, keys.ErrUnwrap) && !errors.Is(err, keys.ErrUnavailable) {
-			return reject(ReasonOpenFailed, envelope.ErrOpen)
-		}
-		return nil, fmt.Errorf("consumer: unwrapping data key: %w", err)
+	dk, cached, err := c.dataKey(ctx, env, &h)
+	var rej *RejectError
+	switch {
+	case errors.As(err, &rej):
+		rej.Subject = subject
+		return nil, rej
+	case err != nil:
+		// An unreachable key service or registry is no fault of the
+		// message: leave it in the inbox to be tried again rather than
+		// quarantine it.
+		return nil, fmt.Errorf("consumer: data key: %w", err)
 	}
 	defer dk.Destroy()
 	pt, err := env.Open(dk)
@@ -144,20 +164,54 @@ func (c *Consumer) open(ctx context.Context, subject string, data []byte, seq ui
 	}, nil
 }
 
-// dataKey returns the unwrapped data key, from the cache when possible. The
+// dataKey returns the unwrapped data key of a verified envelope: from the
+// cache when possible, else unwrapped from the envelope's own wrapped key
+// or, if it carries none for this machine, from the registry's. The
 // envelope's key commitment, checked by Open, makes a cached key safe to
-// reuse: a key that does not match the header is refused.
-func (c *Consumer) dataKey(ctx context.Context, id string, wrapped []byte) (dk *keys.DataKey, cached bool, err error) {
-	if dk := c.cache.Get(id); dk != nil {
+// reuse: a key that does not match the header is refused. Refusals are
+// [*RejectError]s without a subject; other errors mean "try later".
+func (c *Consumer) dataKey(ctx context.Context, env *envelope.Envelope,
+	h *envelope.Header) (dk *keys.DataKey, cached bool, err error) {
+	if dk := c.cache.Get(h.DataKeyID); dk != nil {
 		return dk, true, nil
 	}
-	dk, err = c.kp.UnwrapKey(ctx, id, wrapped)
+	wrapped, ok := env.WrappedKey(c.kp.Identity())
+	if !ok {
+		if wrapped, err = c.fetch(ctx, h); err != nil {
+			return nil, false, err
+		}
+	}
+	dk, err = c.kp.UnwrapKey(ctx, h.DataKeyID, wrapped)
 	if err != nil {
-		return nil, false, err
+		if errors.Is(err, keys.ErrUnwrap) && !errors.Is(err, keys.ErrUnavailable) {
+			return nil, false, &RejectError{Reason: ReasonOpenFailed, Err: envelope.ErrOpen}
+		}
+		return nil, false, fmt.Errorf("unwrapping: %w", err)
 	}
 	c.cache.Put(dk)
 	return dk, false, nil
 }
+
+// fetch gets this machine's wrapped key from the registry.
+func (c *Consumer) fetch(ctx context.Context, h *envelope.Header) ([]byte, error) {
+	if c.cfg.Registry == nil {
+		return nil, &RejectError{Reason: ReasonNotRecipient, Err: errNoWrappedKey}
+	}
+	w, err := c.cfg.Registry.Get(ctx, h.Sender, h.DataKeyID)
+	switch {
+	case errors.Is(err, registry.ErrDestroyed):
+		return nil, &RejectError{Reason: ReasonKeyDestroyed, Err: err}
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, registry.ErrInvalid):
+		return nil, &RejectError{Reason: ReasonNotRecipient, Err: errNoWrappedKey}
+	case err != nil:
+		return nil, fmt.Errorf("fetching from the registry: %w", err)
+	}
+	return w, nil
+}
+
+// errNoWrappedKey is the cause of [ReasonNotRecipient] when neither the
+// envelope nor the registry has a key wrapped for this machine.
+var errNoWrappedKey = errors.New("no data key wrapped for this machine")
 
 // Run pulls messages from the machine's inbox and hands each opened one
 // to h until ctx is done or, with count > 0, until h has accepted count
@@ -168,7 +222,7 @@ func (c *Consumer) Run(ctx context.Context, count int, h Handler) error {
 	if err != nil {
 		return fmt.Errorf("consumer: inbox: %w", err)
 	}
-	done := 0
+	done, backoff := 0, c.cfg.RetryDelay
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -177,25 +231,81 @@ func (c *Consumer) Run(ctx context.Context, count int, h Handler) error {
 		if count > 0 {
 			batch = min(batch, count-done)
 		}
-		msgs, err := cons.Fetch(batch, jetstream.FetchMaxWait(c.cfg.PollWait))
-		if err != nil {
-			return fmt.Errorf("consumer: fetching: %w", err)
-		}
-		for m := range msgs.Messages() {
-			ok, err := c.handle(ctx, m, h)
-			if err != nil {
+		n, err := c.runBatch(ctx, cons, batch, h)
+		done += n
+		switch {
+		case err == nil:
+			backoff = c.cfg.RetryDelay
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case transient(err):
+			// The connection is reconnecting or the broker restarting:
+			// wait and pull again rather than give up.
+			if err := sleep(ctx, backoff); err != nil {
 				return err
 			}
-			if ok {
-				done++
-			}
-		}
-		if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			return fmt.Errorf("consumer: fetching: %w", err)
+			backoff = min(2*backoff, 30*time.Second)
+		default:
+			return err
 		}
 		if count > 0 && done >= count {
 			return nil
 		}
+	}
+}
+
+// runBatch pulls up to n messages and handles them in order, returning how
+// many the handler accepted. When ctx ends mid-batch, the messages not yet
+// handled are released at once, so that the next consumer need not wait
+// for their acknowledgement deadline.
+func (c *Consumer) runBatch(ctx context.Context, cons jetstream.Consumer, n int, h Handler) (int, error) {
+	msgs, err := cons.Fetch(n, jetstream.FetchMaxWait(c.cfg.PollWait))
+	if err != nil {
+		return 0, fmt.Errorf("consumer: fetching: %w", err)
+	}
+	done := 0
+	for m := range msgs.Messages() {
+		if ctx.Err() != nil {
+			m.Nak()
+			continue
+		}
+		ok, err := c.handle(ctx, m, h)
+		if err != nil {
+			for rest := range msgs.Messages() {
+				rest.Nak()
+			}
+			return done, err
+		}
+		if ok {
+			done++
+		}
+	}
+	if err := msgs.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+		return done, fmt.Errorf("consumer: fetching: %w", err)
+	}
+	return done, nil
+}
+
+// transient reports whether a pull failed for a reason that passes by
+// itself: a reconnecting connection, a restarting broker, a missed
+// heartbeat.
+func transient(err error) bool {
+	return errors.Is(err, nats.ErrConnectionReconnecting) ||
+		errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, jetstream.ErrNoHeartbeat) ||
+		errors.Is(err, jetstream.ErrServerShutdown) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -206,7 +316,7 @@ func (c *Consumer) handle(ctx context.Context, m jetstream.Msg, h Handler) (bool
 	if err != nil {
 		return false, fmt.Errorf("consumer: delivery metadata: %w", err)
 	}
-	msg, err := c.open(ctx, m.Subject(), m.Data(), md.Sequence.Stream)
+	msg, err := c.open(ctx, m.Subject(), m.Data(), md.Sequence.Stream, false)
 	var rej *RejectError
 	switch {
 	case errors.As(err, &rej):
@@ -226,7 +336,12 @@ func (c *Consumer) handle(ctx context.Context, m jetstream.Msg, h Handler) (bool
 		}
 		return false, m.NakWithDelay(c.cfg.RetryDelay)
 	}
-	if err := m.DoubleAck(ctx); err != nil {
+	// The handler has taken the message, so the acknowledgement must go
+	// out even if ctx was cancelled meanwhile; otherwise the message
+	// would be handed over twice.
+	ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	defer cancel()
+	if err := m.DoubleAck(ackCtx); err != nil {
 		return false, fmt.Errorf("consumer: acknowledging %s: %w", msg.ID, err)
 	}
 	return true, nil

@@ -17,6 +17,7 @@ const (
 	ReasonUnknownSender   Reason = "unknown-sender"   // no public key for the sender
 	ReasonBadSignature    Reason = "bad-signature"    // signature does not verify
 	ReasonOpenFailed      Reason = "open-failed"      // data key or payload cannot be opened
+	ReasonKeyDestroyed    Reason = "key-destroyed"    // its data key was destroyed on purpose
 	ReasonHandlerFailed   Reason = "handler-failed"   // the application refused it MaxDeliver times
 )
 

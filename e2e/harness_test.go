@@ -81,8 +81,7 @@ func (d *deployment) connect(t testing.TB, name string) *machine {
 	if err != nil {
 		t.Fatalf("Keys(%s): %v", name, err)
 	}
-	nc, err := nats.Connect(m.URL, nats.Secure(tlsConf), nats.Name(name),
-		nats.CustomInboxPrefix(subjects.ReplyPrefix(name)))
+	nc, err := nats.Connect(m.URL, broker.ClientOptions(name, tlsConf)...)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", name, err)
 	}

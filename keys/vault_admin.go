@@ -444,3 +444,76 @@ func keyName(machine string, use VaultKeyUse) (string, error) {
 	}
 	return "", fmt.Errorf("keys: unknown vault key use %d", use)
 }
+
+// Grant wraps for the machine to each data key that from holds wrapped
+// for another reader, and returns the new wrapped keys in input order:
+// this is how an auditor is given access to past messages without
+// touching them. Transit cannot re-encrypt from one key to another, so
+// each data key is decrypted with its reader's wrap key and encrypted with
+// to's, inside this process, and zeroed at once; the operator token must
+// allow both. It fails as a whole, naming the first key that could not be
+// opened, with [ErrUnwrap]. Without a deadline on ctx, the whole run is
+// bounded by ten times the configured Timeout.
+func (a *VaultAdmin) Grant(ctx context.Context, from []VaultWrappedKey, to string) ([][]byte, error) {
+	if err := subjects.CheckName(to); err != nil {
+		return nil, fmt.Errorf("keys: %v", err)
+	}
+	ctx, cancel := withDefaultTimeout(ctx, 10*a.cfg.Timeout)
+	defer cancel()
+	out := make([][]byte, len(from))
+	for i, w := range from {
+		if !subjects.ValidName(w.Recipient) {
+			return nil, fmt.Errorf("%w: recipient %q", ErrUnknownMachine, w.Recipient)
+		}
+		var key []byte
+		err := a.do(ctx, "admin_decrypt", "opening key "+strconv.Itoa(i)+" (for "+w.Recipient+")",
+			func(ctx context.Context) (err error) {
+				key, err = a.transit.decrypt(ctx, vaultpolicy.WrapKey(w.Recipient), string(w.Wrapped),
+					wrapContext(w.DataKeyID))
+				return err
+			})
+		if err != nil {
+			if errors.Is(err, ErrUnavailable) || errors.Is(err, ErrDenied) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: granting key %d (for %s)", ErrUnwrap, i, w.Recipient)
+		}
+		var ct string
+		err = a.do(ctx, "admin_encrypt", "wrapping for "+to, func(ctx context.Context) (err error) {
+			ct, err = a.transit.encrypt(ctx, vaultpolicy.WrapKey(to), key, wrapContext(w.DataKeyID))
+			return err
+		})
+		clear(key)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = []byte(ct)
+	}
+	return out, nil
+}
+
+// KeyVersions returns the latest version of one of machine's keys and the
+// oldest version that still decrypts (or verifies), as after
+// [VaultAdmin.RotateKey] and [VaultAdmin.SetMinDecryptionVersion]. It
+// returns [ErrUnknownMachine] if the key does not exist.
+func (a *VaultAdmin) KeyVersions(ctx context.Context, machine string,
+	use VaultKeyUse) (latest, minDecryption int, err error) {
+	name, err := keyName(machine, use)
+	if err != nil {
+		return 0, 0, err
+	}
+	ctx, cancel := withDefaultTimeout(ctx, a.cfg.Timeout)
+	defer cancel()
+	var k *transitKey
+	err = a.do(ctx, "admin_key", "reading "+name, func(ctx context.Context) (err error) {
+		k, err = a.transit.readKey(ctx, name)
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if k == nil {
+		return 0, 0, fmt.Errorf("%w: no key %s", ErrUnknownMachine, name)
+	}
+	return k.Latest, max(k.MinDecryption, 1), nil
+}

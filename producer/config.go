@@ -1,8 +1,12 @@
 package producer
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"time"
+
+	"phix.dev/phix/internal/envelope"
 )
 
 // Default limits on reusing one data key. A data key is never reused
@@ -26,6 +30,25 @@ type Config struct {
 	KeyBytes    int64
 	KeyAge      time.Duration
 
+	// Registry, if set, receives every data key wrapped for each recipient
+	// before the key is first used, and envelopes then carry no wrapped
+	// keys (format version 2), so that the keys can later be rewrapped,
+	// granted or destroyed without touching stored messages. A
+	// *registry.Client satisfies it. Nil keeps the wrapped keys inline in
+	// each envelope, which needs no registry but allows none of that.
+	Registry Registry
+
+	// MaxBatch is the most envelopes one signature covers. A lone message
+	// is signed at once; envelopes that arrive while a signature is being
+	// made share the next one (format version 2). Zero means 512.
+	MaxBatch int
+
+	// SignWait is how long Publish waits for its signature while the key
+	// service is unavailable, trying again with backoff, before it fails
+	// with the key service's error; nothing is published meanwhile. Zero
+	// means 15 seconds; negative means fail at the first refusal.
+	SignWait time.Duration
+
 	// Retries is how many times a failed JetStream publish of one copy is
 	// retried before Publish gives up. Retries are safe because every copy
 	// carries a deduplication ID. Zero means 3.
@@ -46,6 +69,14 @@ type Config struct {
 	// outcome, for the audit trail and metrics. It must not block and
 	// must not retain the event's slices.
 	OnPublish func(PublishEvent)
+}
+
+// Registry stores wrapped data keys; *registry.Client satisfies it.
+type Registry interface {
+	// Put stores the data key dataKeyID wrapped for reader, with the
+	// producer's machine as sender. It is called once per key and reader,
+	// and again only to retry.
+	Put(ctx context.Context, dataKeyID, reader string, wrapped []byte) error
 }
 
 // PublishEvent describes one recipient copy of a published message. It
@@ -80,11 +111,20 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Retries == 0 {
 		c.Retries = 3
 	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 512
+	}
+	if c.SignWait == 0 {
+		c.SignWait = 15 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	if c.KeyBytes < 0 || c.KeyAge < 0 || c.Retries < 0 {
 		return c, errors.New("producer: negative key limit or retry count")
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > envelope.MaxBatchSize {
+		return c, fmt.Errorf("producer: MaxBatch %d outside 1..%d", c.MaxBatch, envelope.MaxBatchSize)
 	}
 	return c, nil
 }

@@ -14,7 +14,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,10 +33,11 @@ var ErrNoRecipients = errors.New("producer: no recipients")
 // Producer publishes sealed messages as one machine identity. It is safe
 // for concurrent use.
 type Producer struct {
-	js   jetstream.JetStream
-	kp   keys.Provider
-	cfg  Config
-	ring *keyRing
+	js    jetstream.JetStream
+	kp    keys.Provider
+	cfg   Config
+	ring  *keyRing
+	batch *batcher
 }
 
 // New returns a producer that publishes through js and seals with kp,
@@ -50,7 +53,11 @@ func New(js jetstream.JetStream, kp keys.Provider, cfg Config) (*Producer, error
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{js: js, kp: kp, cfg: cfg, ring: newKeyRing(kp, cfg)}, nil
+	return &Producer{
+		js: js, kp: kp, cfg: cfg,
+		ring:  newKeyRing(kp, cfg),
+		batch: newBatcher(kp, cfg.MaxBatch, cfg.SignWait),
+	}, nil
 }
 
 // Receipt describes a message that the broker has stored.
@@ -59,12 +66,24 @@ type Receipt struct {
 	MessageID string
 	// Copies holds the stream sequence of each recipient's copy.
 	Copies map[string]uint64
+	// Duplicates lists the recipients whose copy the broker already held
+	// under this message ID, within its deduplication window. When it is
+	// not empty, this call stored nothing new for them: a retry completed,
+	// or the ID was reused for different content, which was dropped.
+	Duplicates []string
 }
 
 // Publish seals payload for recipients and waits until JetStream has
-// stored a copy for each of them. On error some copies may be stored:
-// calling Publish again with the same [WithMessageID] completes the
-// message without duplicating the stored copies.
+// stored a copy for each of them. Every copy is sealed and signed before
+// the first is published, so a failure of the key service (wrapping or
+// signing) publishes nothing. On a failure to store, some copies may be
+// stored: calling Publish again with the same [WithMessageID] completes
+// the message without duplicating the stored copies.
+//
+// While the key service is unreachable, Publish keeps working as long as
+// the data key in use for the recipients lasts (see [Config.KeyMessages])
+// and signatures can be made; it then fails with the key service's error
+// (keys.ErrUnavailable), and works again once the service is back.
 func (p *Producer) Publish(ctx context.Context, recipients []string, payload []byte, opts ...Option) (*Receipt, error) {
 	o, err := p.options(recipients, opts)
 	if err != nil {
@@ -79,74 +98,98 @@ func (p *Producer) Publish(ctx context.Context, recipients []string, payload []b
 	}
 	k, err := p.ring.take(ctx, o.recipients, len(payload))
 	if err != nil {
-		return nil, fmt.Errorf("producer: wrapping data key: %w", err)
+		return nil, fmt.Errorf("producer: data key for %s: %w", strings.Join(o.recipients, ","), err)
 	}
 
-	rc := &Receipt{MessageID: o.id, Copies: make(map[string]uint64, len(o.recipients))}
-	for _, rcpt := range o.recipients {
-		ev := PublishEvent{
+	evs := make([]PublishEvent, len(o.recipients))
+	for i, rcpt := range o.recipients {
+		evs[i] = PublishEvent{
 			MessageID: o.id, Sender: p.kp.Identity(), Recipient: rcpt, Recipients: o.recipients,
 			Subject: subjects.Message(p.kp.Identity(), rcpt, o.typ), Type: o.typ,
 			DataKeyID: k.dk.ID(), Size: len(payload),
 		}
-		err := p.publishCopy(ctx, o, k, &ev, payload)
-		if p.cfg.OnPublish != nil {
-			p.cfg.OnPublish(ev)
+	}
+	sealed, err := p.seal(ctx, o, k, evs, payload)
+	if err != nil {
+		for i := range evs {
+			evs[i].Err = err
+			p.emit(evs[i])
 		}
-		if err != nil {
-			return rc, fmt.Errorf("producer: message %s to %s: %w", o.id, rcpt, err)
+		return nil, fmt.Errorf("producer: message %s: %w", o.id, err)
+	}
+
+	rc := &Receipt{MessageID: o.id, Copies: make(map[string]uint64, len(o.recipients))}
+	for i := range evs {
+		ev := &evs[i]
+		ev.Seq, ev.Duplicate, ev.Err = p.store(ctx, o, ev, sealed[i])
+		p.emit(*ev)
+		if ev.Err != nil {
+			return rc, fmt.Errorf("producer: message %s to %s: %w", o.id, ev.Recipient, ev.Err)
 		}
-		rc.Copies[rcpt] = ev.Seq
+		rc.Copies[ev.Recipient] = ev.Seq
+		if ev.Duplicate {
+			rc.Duplicates = append(rc.Duplicates, ev.Recipient)
+		}
 	}
 	return rc, nil
 }
 
-// publishCopy seals and stores the copy described by ev, filling in its
-// digest, sequence and outcome.
-func (p *Producer) publishCopy(ctx context.Context, o *options, k *dataKey, ev *PublishEvent, payload []byte) error {
-	seq, dup, digest, err := p.storeCopy(ctx, o, k, ev.Recipient, payload)
-	ev.Seq, ev.Duplicate, ev.CiphertextDigest, ev.Err = seq, dup, digest, err
-	return err
+func (p *Producer) emit(ev PublishEvent) {
+	if p.cfg.OnPublish != nil {
+		p.cfg.OnPublish(ev)
+	}
 }
 
-func (p *Producer) storeCopy(ctx context.Context, o *options, k *dataKey, rcpt string, payload []byte) (seq uint64, dup bool, digest [32]byte, err error) {
-	subject := subjects.Message(p.kp.Identity(), rcpt, o.typ)
-	meta := envelope.Meta{
-		MessageID:   o.id,
-		Sender:      p.kp.Identity(),
-		Recipients:  o.recipients,
-		Subject:     subject,
-		ContentType: o.contentType,
-		SchemaID:    o.schemaID,
-		Created:     o.created,
-	}
-	wrapped := []envelope.WrappedKey{{Recipient: rcpt, Wrapped: k.wrapped[rcpt]}}
-	b, err := envelope.Seal(ctx, p.kp, meta, k.dk, wrapped, payload)
-	if err != nil {
-		return 0, false, digest, fmt.Errorf("sealing: %w", err)
-	}
-	if p.cfg.OnPublish != nil {
-		// Only observers need the digest; decoding again costs a copy.
-		if env, err := envelope.Decode(b); err == nil {
-			digest = env.CiphertextDigest()
+// seal encrypts one copy per recipient and signs them all, in one batch
+// with whatever other copies are waiting, filling in each event's digest.
+func (p *Producer) seal(ctx context.Context, o *options, k *dataKey, evs []PublishEvent,
+	payload []byte) ([][]byte, error) {
+	us := make([]*envelope.Unsigned, len(evs))
+	for i := range evs {
+		meta := envelope.Meta{
+			MessageID:   o.id,
+			Sender:      p.kp.Identity(),
+			Recipients:  o.recipients,
+			Subject:     evs[i].Subject,
+			ContentType: o.contentType,
+			SchemaID:    o.schemaID,
+			Created:     o.created,
 		}
+		var wrapped []envelope.WrappedKey
+		if p.cfg.Registry == nil {
+			wrapped = []envelope.WrappedKey{{Recipient: evs[i].Recipient, Wrapped: k.wrapped[evs[i].Recipient]}}
+		}
+		u, err := envelope.Prepare(meta, k.dk, wrapped, payload)
+		if err != nil {
+			return nil, fmt.Errorf("sealing: %w", err)
+		}
+		us[i] = u
+		evs[i].CiphertextDigest = u.CiphertextDigest()
 	}
+	out, err := p.batch.sign(ctx, us)
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	return out, nil
+}
 
-	msg := &nats.Msg{Subject: subject, Data: b}
+// store publishes one sealed copy, retrying transient failures.
+func (p *Producer) store(ctx context.Context, o *options, ev *PublishEvent, b []byte) (seq uint64, dup bool, err error) {
+	msg := &nats.Msg{Subject: ev.Subject, Data: b}
 	var last error
 	for range p.cfg.Retries + 1 {
 		ack, err := p.js.PublishMsg(ctx, msg,
-			jetstream.WithMsgID(o.id+"."+rcpt),
+			jetstream.WithMsgID(o.id+"."+ev.Recipient),
 			jetstream.WithExpectStream(subjects.MessageStream))
 		if err == nil {
-			return ack.Sequence, ack.Duplicate, digest, nil
+			return ack.Sequence, ack.Duplicate, nil
 		}
 		last = err
 		if ctx.Err() != nil || !retryable(err) {
 			break
 		}
 	}
-	return 0, false, digest, fmt.Errorf("publishing: %w", last)
+	return 0, false, fmt.Errorf("publishing: %w", last)
 }
 
 // retryable reports whether a publish error may succeed on a second try.
@@ -160,6 +203,12 @@ func retryable(err error) bool {
 // DataKeysIssued reports how many data keys p has created so far. It shows
 // key reuse at work in metrics and tests.
 func (p *Producer) DataKeysIssued() int { return p.ring.issuedKeys() }
+
+// Signatures reports how many batch signatures p has made and how many
+// envelopes they covered, which shows batching at work.
+func (p *Producer) Signatures() (signatures, envelopes int64) {
+	return p.batch.signatures.Load(), p.batch.envelopes.Load()
+}
 
 // NewMessageID returns a fresh random message ID (128 bits, hex).
 func NewMessageID() string {
@@ -208,11 +257,15 @@ type options struct {
 // Option adjusts one [Producer.Publish] call.
 type Option func(*options) error
 
+// messageIDRE is the shape of message IDs: safe in subjects' headers, file
+// names and logs.
+var messageIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 // WithMessageID sets the message ID, for retrying a Publish idempotently.
 func WithMessageID(id string) Option {
 	return func(o *options) error {
-		if id == "" || len(id) > 64 {
-			return fmt.Errorf("producer: message id must be 1-64 bytes")
+		if !messageIDRE.MatchString(id) {
+			return fmt.Errorf("producer: message id %q: want 1-64 of [A-Za-z0-9._-], starting with a letter or digit", id)
 		}
 		o.id = id
 		return nil

@@ -3,7 +3,9 @@
 //
 // envelope.proto fixes field numbers and types; envelope-v1.md is the
 // normative prose specification of format version 1 (canonical encoding,
-// limits, key derivation, signature input and verification order). Code
+// limits, key derivation, signature input and verification order), and
+// envelope-v2.md that of version 2, which signs batches of envelopes over
+// a Merkle root and lets wrapped keys live in the wrapped-key registry. Code
 // outside internal/envelope should not build or parse these messages
 // itself: the envelope package enforces the canonical form and the limits
 // that the generated code knows nothing about.

@@ -36,7 +36,14 @@ type Envelope struct {
 	Ciphertext []byte `protobuf:"bytes,3,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
 	// The data key wrapped for each reader, sorted by recipient, at most one
 	// per recipient. Not signed: see envelope-v1.md section "Wrapped keys".
-	WrappedKeys   []*WrappedKey `protobuf:"bytes,4,rep,name=wrapped_keys,json=wrappedKeys,proto3" json:"wrapped_keys,omitempty"`
+	// Version 2 allows none: the keys are then in the wrapped-key registry.
+	WrappedKeys []*WrappedKey `protobuf:"bytes,4,rep,name=wrapped_keys,json=wrappedKeys,proto3" json:"wrapped_keys,omitempty"`
+	// Version 2 only: ID of the sender's signing key version that signed the
+	// batch root. In version 1 it is Header.signer_key_id instead.
+	SignerKeyId string `protobuf:"bytes,5,opt,name=signer_key_id,json=signerKeyId,proto3" json:"signer_key_id,omitempty"`
+	// Version 2 only: where this envelope sits in the batch whose root the
+	// signature covers (envelope-v2.md section "Batch signature").
+	Batch         *BatchProof `protobuf:"bytes,6,opt,name=batch,proto3" json:"batch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -99,10 +106,89 @@ func (x *Envelope) GetWrappedKeys() []*WrappedKey {
 	return nil
 }
 
+func (x *Envelope) GetSignerKeyId() string {
+	if x != nil {
+		return x.SignerKeyId
+	}
+	return ""
+}
+
+func (x *Envelope) GetBatch() *BatchProof {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+// BatchProof is an RFC 6962 inclusion proof of one envelope in a signed
+// batch of envelopes.
+type BatchProof struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Number of envelopes in the batch, at least 1.
+	TreeSize uint64 `protobuf:"varint,1,opt,name=tree_size,json=treeSize,proto3" json:"tree_size,omitempty"`
+	// Zero-based position of this envelope in the batch.
+	LeafIndex uint64 `protobuf:"varint,2,opt,name=leaf_index,json=leafIndex,proto3" json:"leaf_index,omitempty"`
+	// Audit path from the leaf to the root, 32-byte node hashes, leaf first.
+	Path          [][]byte `protobuf:"bytes,3,rep,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchProof) Reset() {
+	*x = BatchProof{}
+	mi := &file_envelope_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchProof) ProtoMessage() {}
+
+func (x *BatchProof) ProtoReflect() protoreflect.Message {
+	mi := &file_envelope_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchProof.ProtoReflect.Descriptor instead.
+func (*BatchProof) Descriptor() ([]byte, []int) {
+	return file_envelope_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BatchProof) GetTreeSize() uint64 {
+	if x != nil {
+		return x.TreeSize
+	}
+	return 0
+}
+
+func (x *BatchProof) GetLeafIndex() uint64 {
+	if x != nil {
+		return x.LeafIndex
+	}
+	return 0
+}
+
+func (x *BatchProof) GetPath() [][]byte {
+	if x != nil {
+		return x.Path
+	}
+	return nil
+}
+
 // Header is the signed, cleartext description of a message.
 type Header struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Format version; 1 for this schema.
+	// Format version: 1 or 2.
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// Producer-chosen unique ID, also used for broker de-duplication.
 	MessageId string `protobuf:"bytes,2,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
@@ -125,7 +211,8 @@ type Header struct {
 	KeyCommitment []byte `protobuf:"bytes,10,opt,name=key_commitment,json=keyCommitment,proto3" json:"key_commitment,omitempty"`
 	// 32 random bytes, fresh per envelope; the HKDF salt.
 	Salt []byte `protobuf:"bytes,11,opt,name=salt,proto3" json:"salt,omitempty"`
-	// ID of the sender's signing key version that made the signature.
+	// Version 1: ID of the sender's signing key version that made the
+	// signature. Absent in version 2, which carries it in the envelope.
 	SignerKeyId   string `protobuf:"bytes,12,opt,name=signer_key_id,json=signerKeyId,proto3" json:"signer_key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -133,7 +220,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_envelope_proto_msgTypes[1]
+	mi := &file_envelope_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +232,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_envelope_proto_msgTypes[1]
+	mi := &file_envelope_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +245,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{1}
+	return file_envelope_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Header) GetVersion() uint32 {
@@ -258,7 +345,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_envelope_proto_msgTypes[2]
+	mi := &file_envelope_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +357,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_envelope_proto_msgTypes[2]
+	mi := &file_envelope_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +370,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{2}
+	return file_envelope_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WrappedKey) GetRecipient() string {
@@ -304,14 +391,22 @@ var File_envelope_proto protoreflect.FileDescriptor
 
 const file_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x0eenvelope.proto\x12\x10phix.envelope.v1\"\xa1\x01\n" +
+	"\x0eenvelope.proto\x12\x10phix.envelope.v1\"\xf9\x01\n" +
 	"\bEnvelope\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\fR\x06header\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1e\n" +
 	"\n" +
 	"ciphertext\x18\x03 \x01(\fR\n" +
 	"ciphertext\x12?\n" +
-	"\fwrapped_keys\x18\x04 \x03(\v2\x1c.phix.envelope.v1.WrappedKeyR\vwrappedKeys\"\xfe\x02\n" +
+	"\fwrapped_keys\x18\x04 \x03(\v2\x1c.phix.envelope.v1.WrappedKeyR\vwrappedKeys\x12\"\n" +
+	"\rsigner_key_id\x18\x05 \x01(\tR\vsignerKeyId\x122\n" +
+	"\x05batch\x18\x06 \x01(\v2\x1c.phix.envelope.v1.BatchProofR\x05batch\"\\\n" +
+	"\n" +
+	"BatchProof\x12\x1b\n" +
+	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\x12\x1d\n" +
+	"\n" +
+	"leaf_index\x18\x02 \x01(\x04R\tleafIndex\x12\x12\n" +
+	"\x04path\x18\x03 \x03(\fR\x04path\"\xfe\x02\n" +
 	"\x06Header\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x1d\n" +
 	"\n" +
@@ -346,19 +441,21 @@ func file_envelope_proto_rawDescGZIP() []byte {
 	return file_envelope_proto_rawDescData
 }
 
-var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_envelope_proto_goTypes = []any{
 	(*Envelope)(nil),   // 0: phix.envelope.v1.Envelope
-	(*Header)(nil),     // 1: phix.envelope.v1.Header
-	(*WrappedKey)(nil), // 2: phix.envelope.v1.WrappedKey
+	(*BatchProof)(nil), // 1: phix.envelope.v1.BatchProof
+	(*Header)(nil),     // 2: phix.envelope.v1.Header
+	(*WrappedKey)(nil), // 3: phix.envelope.v1.WrappedKey
 }
 var file_envelope_proto_depIdxs = []int32{
-	2, // 0: phix.envelope.v1.Envelope.wrapped_keys:type_name -> phix.envelope.v1.WrappedKey
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 0: phix.envelope.v1.Envelope.wrapped_keys:type_name -> phix.envelope.v1.WrappedKey
+	1, // 1: phix.envelope.v1.Envelope.batch:type_name -> phix.envelope.v1.BatchProof
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_envelope_proto_init() }
@@ -372,7 +469,7 @@ func file_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_envelope_proto_rawDesc), len(file_envelope_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

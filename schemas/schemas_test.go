@@ -10,9 +10,9 @@ import (
 	"phix.dev/phix/schemas"
 )
 
-// TestFieldNumbers pins the wire schema of envelope-v1.md section 2: field
-// numbers, names and kinds are part of format version 1 and must never
-// change.
+// TestFieldNumbers pins the wire schema of envelope-v1.md section 2 and
+// envelope-v2.md section 2: field numbers, names and kinds are part of the
+// formats and must never change.
 func TestFieldNumbers(t *testing.T) {
 	type fields = map[protoreflect.FieldNumber]string
 	tests := []struct {
@@ -23,6 +23,7 @@ func TestFieldNumbers(t *testing.T) {
 		{&schemas.Envelope{}, "phix.envelope.v1.Envelope", fields{
 			1: "header bytes", 2: "signature bytes", 3: "ciphertext bytes",
 			4: "wrapped_keys repeated message",
+			5: "signer_key_id string", 6: "batch message",
 		}},
 		{&schemas.Header{}, "phix.envelope.v1.Header", fields{
 			1: "version uint32", 2: "message_id string", 3: "sender string",
@@ -33,6 +34,9 @@ func TestFieldNumbers(t *testing.T) {
 		}},
 		{&schemas.WrappedKey{}, "phix.envelope.v1.WrappedKey", fields{
 			1: "recipient string", 2: "wrapped bytes",
+		}},
+		{&schemas.BatchProof{}, "phix.envelope.v1.BatchProof", fields{
+			1: "tree_size uint64", 2: "leaf_index uint64", 3: "path repeated bytes",
 		}},
 	}
 	for _, tt := range tests {

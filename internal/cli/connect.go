@@ -7,8 +7,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"phix.dev/phix/broker"
 	"phix.dev/phix/identity"
-	"phix.dev/phix/internal/subjects"
 	"phix.dev/phix/keys"
 )
 
@@ -41,11 +41,7 @@ func connect(ctx context.Context, identityDir, url string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(url,
-		nats.Name(m.Name),
-		nats.Secure(tlsConf),
-		nats.CustomInboxPrefix(subjects.ReplyPrefix(m.Name)),
-	)
+	nc, err := nats.Connect(url, broker.ClientOptions(m.Name, tlsConf)...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s as %s: %w", url, m.Name, err)
 	}

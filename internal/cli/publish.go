@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"phix.dev/phix/internal/envelope"
 	"phix.dev/phix/producer"
 )
 
@@ -21,7 +22,7 @@ var contentTypes = map[string]string{
 }
 
 func newPublish(e *env) *cobra.Command {
-	var identityDir, to, typ, schema, url, id string
+	var identityDir, to, typ, schema, url, id, policyFile string
 	cmd := &cobra.Command{
 		Use:   "publish --identity DIR --to NAME[,NAME...] [FILE]",
 		Short: "Seal a payload for recipients and publish it",
@@ -47,7 +48,16 @@ with MSH, FHS or BHS) and FHIR JSON (starts with '{') are recognised.`,
 				return err
 			}
 			defer s.close()
-			p, err := producer.New(s.js, s.keys, producer.Config{})
+			rep, stopReports, err := s.startReporter(e)
+			if err != nil {
+				return err
+			}
+			defer stopReports()
+			allow, err := sourceAllow(identityDir, policyFile, s.machine.Name)
+			if err != nil {
+				return err
+			}
+			p, err := producer.New(s.js, s.keys, producer.Config{OnPublish: rep.OnPublish, Allow: allow})
 			if err != nil {
 				return err
 			}
@@ -59,6 +69,12 @@ with MSH, FHS or BHS) and FHIR JSON (starts with '{') are recognised.`,
 			if err != nil {
 				return err
 			}
+			if len(rc.Duplicates) > 0 {
+				// The broker kept the copy it already had under this ID;
+				// say so, since different content would have been dropped.
+				e.log.Warn("message id already stored; nothing new stored",
+					"id", rc.MessageID, "recipients", strings.Join(rc.Duplicates, ","))
+			}
 			fmt.Fprintln(e.stdout, rc.MessageID)
 			return nil
 		},
@@ -69,16 +85,33 @@ with MSH, FHS or BHS) and FHIR JSON (starts with '{') are recognised.`,
 	cmd.Flags().StringVar(&schema, "schema", "", "schema ID recorded in the signed header")
 	cmd.Flags().StringVar(&url, "url", "", "broker URL (default: the one recorded by phix up)")
 	cmd.Flags().StringVar(&id, "id", "", "message ID, to retry a publish without duplicates (default: random)")
+	cmd.Flags().StringVar(&policyFile, "policy", "", "policy file to refuse disallowed recipients before sending (default: the data folder's policy.yaml, if any)")
 	cmd.MarkFlagRequired("identity")
 	cmd.MarkFlagRequired("to")
 	return cmd
 }
 
+// readInput reads the payload from FILE or standard input, refusing more
+// than the envelope can carry before it has all been read into memory.
 func readInput(e *env, args []string) ([]byte, error) {
-	if len(args) == 0 || args[0] == "-" {
-		return io.ReadAll(e.stdin)
+	var r io.Reader = e.stdin
+	name := "standard input"
+	if len(args) == 1 && args[0] != "-" {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r, name = f, args[0]
 	}
-	return os.ReadFile(args[0])
+	b, err := io.ReadAll(io.LimitReader(r, envelope.MaxPlaintextSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > envelope.MaxPlaintextSize {
+		return nil, fmt.Errorf("%s is larger than the %d-byte limit for one message", name, envelope.MaxPlaintextSize)
+	}
+	return b, nil
 }
 
 // detectType guesses the message type from the first bytes: HL7 v2

@@ -61,5 +61,9 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "log debug events")
 	root.AddCommand(newUp(e), newPublish(e), newSubscribe(e))
+	root.AddCommand(newPolicyCmd(e), newRevoke(e), newDoctor(e))
+	root.AddCommand(newAudit(e))
+	root.AddCommand(newQuarantine(e))
+	root.AddCommand(newReplay(e))
 	return root
 }

@@ -2,10 +2,11 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/spf13/cobra"
 
@@ -35,9 +36,17 @@ verification are quarantined with a reason and never printed.`,
 				return err
 			}
 			defer s.close()
+			rep, stopReports, err := s.startReporter(e)
+			if err != nil {
+				return err
+			}
+			defer stopReports()
 			c, err := consumer.New(s.js, s.keys, consumer.Config{
+				OnOpen: rep.OnOpen,
 				OnReject: func(r *consumer.RejectError) {
-					e.log.Warn("message quarantined", "reason", r.Reason, "subject", r.Subject, "seq", r.Seq)
+					rep.OnReject(r)
+					e.log.Warn("message quarantined", "reason", r.Reason, "subject", r.Subject,
+						"seq", r.Seq, "err", r.Err)
 				},
 			})
 			if err != nil {
@@ -69,9 +78,6 @@ verification are quarantined with a reason and never printed.`,
 // partial file under a message's name, with owner-only permissions since
 // it is PHI in the clear.
 func writeMessage(dir string, m *consumer.Message) error {
-	if filepath.Base(m.ID) != m.ID || m.ID == "." || m.ID == ".." {
-		return fmt.Errorf("message id %q is not a safe file name", m.ID)
-	}
 	tmp, err := os.CreateTemp(dir, ".partial-*")
 	if err != nil {
 		return err
@@ -88,5 +94,19 @@ func writeMessage(dir string, m *consumer.Message) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, m.ID))
+	return os.Rename(tmp.Name(), filepath.Join(dir, fileName(m.ID)))
+}
+
+// safeIDRE matches message IDs that can serve as file names as they are.
+var safeIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// fileName returns the file name for a message ID. The ID is chosen by the
+// sender, so one that could escape the folder, hide, or collide with the
+// temporary files is hex-encoded instead of refused: the message is valid
+// and must not be lost over its name.
+func fileName(id string) string {
+	if safeIDRE.MatchString(id) {
+		return id
+	}
+	return "id-" + hex.EncodeToString([]byte(id))
 }

@@ -13,42 +13,62 @@ import (
 )
 
 func newUp(e *env) *cobra.Command {
-	var dir, listen string
+	var dir, listen, monitor string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the embedded broker with the local key provider",
 		Long: `Run the embedded broker on the local key provider, the default that needs
-nothing installed. On first start it creates a development CA and the demo
-machine identities under DIR/identities; later starts reuse them and renew
-certificates that are close to expiry. Runs until interrupted.`,
+nothing installed. On first start it writes the demo access policy to
+DIR/policy.yaml and creates a development CA and an identity for each of
+its machines under DIR/identities; later starts reuse them and renew
+certificates that are close to expiry. Changes to policy.yaml apply while
+running. Runs until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host, port, err := splitListen(listen)
 			if err != nil {
 				return err
 			}
-			if err := identity.Init(dir, DemoMachines); err != nil {
+			monPort, err := monitorPort(monitor)
+			if err != nil {
 				return err
 			}
-			machines, err := identity.Machines(dir)
+			release, err := identity.Lock(dir)
 			if err != nil {
+				return err
+			}
+			defer release()
+			pol, polPath, err := deploymentPolicy(e, dir)
+			if err != nil {
+				return err
+			}
+			machines := pol.Active()
+			if err := identity.Init(dir, machines); err != nil {
 				return err
 			}
 			tlsConf, err := identity.BrokerTLS(dir)
 			if err != nil {
 				return err
 			}
+			mon, err := newMonitoring(e, pol, polPath)
+			if err != nil {
+				return err
+			}
 			b, err := broker.New(broker.Config{
-				StoreDir: dir,
-				Host:     host,
-				Port:     port,
-				TLS:      tlsConf,
-				Machines: machines,
-				Logger:   e.log,
+				Monitor:     mon.mon.Handler(),
+				Audit:       broker.AuditConfig{OnRecord: mon.observe},
+				StoreDir:    dir,
+				Host:        host,
+				Port:        port,
+				TLS:         tlsConf,
+				Policy:      pol,
+				MonitorPort: monPort,
+				Logger:      e.log,
 			})
 			if err != nil {
 				return err
 			}
+			mon.use(b)
 			ctx := cmd.Context()
 			if err := b.Start(ctx); err != nil {
 				return err
@@ -57,7 +77,15 @@ certificates that are close to expiry. Runs until interrupted.`,
 			if err := identity.SetURL(dir, b.ClientURL()); err != nil {
 				return err
 			}
+			ep := endpoints{ClientURL: b.ClientURL(), MonitorURL: b.MonitorURL()}
+			if err := writeEndpoints(dir, ep); err != nil {
+				return err
+			}
+			go watchPolicy(ctx, e, b, dir, polPath)
 			fmt.Fprintf(e.stdout, "phix broker listening on %s\n", b.ClientURL())
+			if ep.MonitorURL != "" {
+				fmt.Fprintf(e.stdout, "monitoring on %s (client certificate required)\n", ep.MonitorURL)
+			}
 			for _, m := range machines {
 				fmt.Fprintf(e.stdout, "  identity %-12s %s\n", m, filepath.Join(dir, "identities", m))
 			}
@@ -69,6 +97,7 @@ certificates that are close to expiry. Runs until interrupted.`,
 	}
 	cmd.Flags().StringVar(&dir, "data", "phix-data", "data folder for keys, certificates and the message store")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4222", "address for client connections (TLS 1.3 only)")
+	cmd.Flags().StringVar(&monitor, "monitor", "8222", "port of the HTTPS monitoring endpoint on the --listen host (0: any free port, off: none)")
 	return cmd
 }
 

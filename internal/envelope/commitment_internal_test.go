@@ -22,7 +22,7 @@ func TestCommitmentBindsDataKey(t *testing.T) {
 	priv := ed25519.NewKeyFromSeed(make32(3))
 
 	h := Header{
-		Version:     Version,
+		Version:     Version1,
 		MessageID:   "m-1",
 		Sender:      "lab",
 		Recipients:  []string{"clinic"},
@@ -42,7 +42,8 @@ func TestCommitmentBindsDataKey(t *testing.T) {
 	ct := newAEAD(pk2).Seal(nil, zeroNonce[:], []byte("second story"), header)
 	digest := sha256.Sum256(ct)
 	sig := ed25519.Sign(priv, signedMessage(header, &digest))
-	b, err := encode(header, sig, ct, []WrappedKey{{Recipient: "clinic", Wrapped: []byte("k2")}})
+	b, err := encode(&parts{header: header, signature: sig, ciphertext: ct,
+		wrapped: []WrappedKey{{Recipient: "clinic", Wrapped: []byte("k2")}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,12 +99,12 @@ func TestDecodeRejects(t *testing.T) {
 		want  error
 	}{
 		// Version comes first.
-		{"version 2", edit(func(p parsed) { p.hdr.Version = 2 }), envelope.ErrVersion},
+		{"version 3", edit(func(p parsed) { p.hdr.Version = 3 }), envelope.ErrVersion},
 		{"version 0", edit(func(p parsed) { p.hdr.Version = 0 }), envelope.ErrVersion},
 		{"an empty header", edit(func(p parsed) { proto.Reset(p.hdr) }), envelope.ErrVersion},
-		{"version 2 with a field version 1 does not know", func(t *testing.T) []byte {
+		{"version 3 with a field versions 1 and 2 do not know", func(t *testing.T) []byte {
 			p := parse(t, good)
-			p.hdr.Version = 2
+			p.hdr.Version = 3
 			b := p.encode(t)
 			h := append(headerBytes(t, b), unknown.raw...)
 			return withHeaderBytes(t, b, h)

@@ -1,6 +1,14 @@
 // Package envelope seals, decodes, verifies and opens phix envelopes,
-// format version 1 (schemas/envelope-v1.md). It is the only code that
-// builds or parses envelopes; producer and consumer both use it.
+// format versions 1 and 2 (schemas/envelope-v1.md and envelope-v2.md). It
+// is the only code that builds or parses envelopes; producer and consumer
+// both use it.
+//
+// [Seal] writes version 1, one signature per envelope. [Prepare] and
+// [SignBatch] write version 2, where one signature covers the Merkle root
+// of a batch of envelopes and each envelope carries its inclusion proof,
+// so that a key service signs once per batch; a version 2 envelope may
+// also leave its wrapped keys to the wrapped-key registry. [Decode] reads
+// both, and a [Verifier] remembers verified batch signatures.
 //
 // An envelope carries one message copy: a signed cleartext header, an
 // AES-256-GCM ciphertext of the payload, and the message's data key
@@ -47,12 +55,17 @@
 //
 // Every failure in step 5 is [ErrOpen], without saying which check failed.
 //
+// In version 2, step 3 recomputes the batch root from the envelope's own
+// inclusion proof and checks the signature over it and the batch size;
+// step 4 falls back to the wrapped-key registry when the envelope carries
+// no key for the reader (the consumer package does this).
+//
 // # Compatibility
 //
-// This package reads and writes version 1 only. A header with another
+// This package reads and writes versions 1 and 2. A header with another
 // version fails with [ErrVersion] before any other check, so that a
 // reader can tell "too new" from "corrupt". Field numbers, HKDF info
-// strings, the signature input and the limits are fixed for version 1;
-// changing any of them needs a new version, and readers that support
-// several versions must dispatch on the version before anything else.
+// strings, the signature inputs and the limits are fixed per version;
+// changing any of them needs a new version. Decode dispatches on the
+// version before anything else and applies that version's rules only.
 package envelope

@@ -12,9 +12,9 @@ import (
 	"phix.dev/phix/keys"
 )
 
-// Envelope is a decoded envelope. It is created by [Decode] and is
-// immutable apart from remembering a successful [Envelope.Verify], so its
-// methods are safe for concurrent use.
+// Envelope is a decoded envelope of either format version. It is created
+// by [Decode] and is immutable apart from remembering a successful
+// [Envelope.Verify], so its methods are safe for concurrent use.
 type Envelope struct {
 	header     []byte // the signed header bytes, exactly as received
 	h          Header // header parsed from header
@@ -22,10 +22,21 @@ type Envelope struct {
 	ciphertext []byte
 	digest     [sha256.Size]byte // SHA-256 of ciphertext
 	wrapped    []WrappedKey      // sorted by recipient
+	// signed is what the signature covers: the envelope's signature input
+	// in version 1, the batch root message in version 2.
+	signed []byte
+	// proof is the envelope's place in its signed batch; nil in version 1.
+	proof *batchProof
 
 	// verified is set by a successful Verify and never cleared. Open and
 	// WrappedKey refuse to work until it is set.
 	verified atomic.Bool
+}
+
+// batchProof is a version 2 envelope's inclusion proof.
+type batchProof struct {
+	size, index uint64
+	path        [][HashSize]byte
 }
 
 // Header returns a copy of the envelope's header. It is not authenticated
@@ -59,11 +70,21 @@ func (e *Envelope) Verify(pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return ErrSignature
 	}
-	if !ed25519.Verify(pub, e.SignedMessage(), e.signature) {
+	if !ed25519.Verify(pub, e.signed, e.signature) {
 		return ErrSignature
 	}
 	e.verified.Store(true)
 	return nil
+}
+
+// Batch returns the number of envelopes the signature covers and this
+// envelope's position among them: 1 and 0 for version 1, which signs
+// each envelope alone.
+func (e *Envelope) Batch() (size, index uint64) {
+	if e.proof == nil {
+		return 1, 0
+	}
+	return e.proof.size, e.proof.index
 }
 
 // WrappedKey returns a copy of the data key wrapped for recipient, for
@@ -128,16 +149,20 @@ func (e *Envelope) payloadKey(dk *keys.DataKey) ([]byte, error) {
 }
 
 // WithWrappedKeys returns the envelope re-encoded with its wrapped keys
-// replaced by ws (in any order; they are sorted). Header, signature and
-// ciphertext are unchanged, so the signature stays valid: this is how
-// rewrap and grant add or replace readers. The errors are those of
-// [Decode] for the wrapped_keys field.
+// replaced by ws (in any order; they are sorted). Everything else is
+// unchanged, so the signature stays valid: this is how wrapped keys are
+// added or replaced in an envelope. The errors are those of [Decode] for
+// the wrapped_keys field; version 1 needs at least one key.
 func (e *Envelope) WithWrappedKeys(ws []WrappedKey) ([]byte, error) {
 	ws = sortWrappedKeys(ws)
-	if err := checkWrappedKeys(ws); err != nil {
+	if err := checkWrappedKeys(ws, e.h.Version == Version1); err != nil {
 		return nil, err
 	}
-	return encode(e.header, e.signature, e.ciphertext, ws)
+	p := &parts{header: e.header, signature: e.signature, ciphertext: e.ciphertext, wrapped: ws}
+	if e.proof != nil {
+		p.signerKeyID, p.proof = e.h.SignerKeyID, e.proof
+	}
+	return encode(p)
 }
 
 // CiphertextDigest returns the SHA-256 digest of the ciphertext, the form
@@ -145,9 +170,15 @@ func (e *Envelope) WithWrappedKeys(ws []WrappedKey) ([]byte, error) {
 func (e *Envelope) CiphertextDigest() [sha256.Size]byte { return e.digest }
 
 // SignedMessage returns the exact bytes the signature covers, so that an
-// auditor can check the signature with any Ed25519 implementation:
+// auditor can check the signature with any Ed25519 implementation. In
+// version 1 that is
 //
 //	"phix/v1/signature\x00" || uint32be(len(header)) || header || SHA-256(ciphertext)
+//
+// and in version 2 the batch root message that the envelope's inclusion
+// proof leads to:
+//
+//	"phix/v2/batch-root\x00" || uint64be(tree_size) || root
 func (e *Envelope) SignedMessage() []byte {
-	return signedMessage(e.header, &e.digest)
+	return bytes.Clone(e.signed)
 }

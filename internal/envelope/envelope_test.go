@@ -33,7 +33,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	h := e.Header()
 	want := envelope.Header{
-		Version:       envelope.Version,
+		Version:       envelope.Version1,
 		MessageID:     f.meta.MessageID,
 		Sender:        f.meta.Sender,
 		Recipients:    []string{"clinic", "ward"},

@@ -9,13 +9,15 @@ import (
 // the text after the sentinel's own is for people, not for matching.
 var (
 	// ErrVersion means the header names a format version other than
-	// [Version]. It is checked before anything else in the header, so a
-	// newer envelope is reported as such rather than as malformed.
+	// [Version1] and [Version2]. It is checked before anything else in the
+	// header, so a newer envelope is reported as such rather than as
+	// malformed.
 	ErrVersion = errors.New("envelope: unsupported version")
 
-	// ErrMalformed means the bytes are not a canonical version 1 envelope:
-	// unparsable, non-canonical, unknown fields, a required field empty,
-	// a fixed-size field of the wrong size, or a name of the wrong shape.
+	// ErrMalformed means the bytes are not a canonical envelope of the
+	// version its header names: unparsable, non-canonical, unknown fields,
+	// a required field empty, a fixed-size field of the wrong size, a name
+	// of the wrong shape, or a batch proof that does not fit its tree.
 	ErrMalformed = errors.New("envelope: malformed")
 
 	// ErrDuplicateRecipient means a recipient is listed twice in the

@@ -13,7 +13,7 @@ import (
 // [Envelope.Verify] succeeds nothing in it is authenticated: use it to find
 // the sender's public key, not to act on.
 type Header struct {
-	// Version is the format version, always [Version].
+	// Version is the format version, [Version1] or [Version2].
 	Version uint32
 	// MessageID is the producer's unique ID for the message.
 	MessageID string
@@ -35,7 +35,10 @@ type Header struct {
 	KeyCommitment [CommitmentSize]byte
 	// Salt is the envelope's random HKDF salt.
 	Salt [SaltSize]byte
-	// SignerKeyID names the sender's key version that signed.
+	// SignerKeyID names the sender's key version that signed. Version 1
+	// carries it in the signed header; version 2 in the envelope, outside
+	// the signature, where a changed ID only names a key the signature
+	// does not verify under.
 	SignerKeyID string
 }
 
@@ -45,7 +48,7 @@ var maxCreated = time.Unix(0, math.MaxInt64)
 
 // checkHeader checks every header field except Version (checked first, on
 // its own, by [Decode]) and SignerKeyID (known to [Seal] only after
-// signing). Each field is checked for size before shape, in field order;
+// signing, and checked by version). Each field is checked for size before shape, in field order;
 // the subject's consistency with sender and recipients comes last.
 func checkHeader(h *Header) error {
 	if err := checkToken("header.message_id", h.MessageID, MaxMessageIDLen); err != nil {

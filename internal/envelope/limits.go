@@ -2,12 +2,18 @@ package envelope
 
 import "crypto/ed25519"
 
-// Version is the envelope format version this package reads and writes.
-const Version = 1
+// Format versions this package reads. [Seal] writes Version1; [Prepare]
+// with [SignBatch] writes Version2, which signs batches of envelopes with
+// one signature over a Merkle root (schemas/envelope-v2.md).
+const (
+	Version1 = 1
+	Version2 = 2
+)
 
-// Limits of format version 1. They are part of the format (see
-// schemas/envelope-v1.md, "Limits"): an envelope over any of them is
-// rejected by every reader, so writers must not exceed them either.
+// Limits of format versions 1 and 2. They are part of the format (see
+// schemas/envelope-v1.md, "Limits", and envelope-v2.md): an envelope over
+// any of them is rejected by every reader, so writers must not exceed
+// them either.
 const (
 	// MaxCiphertextSize is the largest ciphertext, in bytes, tag included.
 	MaxCiphertextSize = 8 << 20
@@ -35,7 +41,15 @@ const (
 
 	// MaxWrappedKeys is the most wrapped keys one envelope may carry. It
 	// is twice MaxRecipients to leave room for grants to other readers.
+	// Version 1 needs at least one; version 2 may carry none.
 	MaxWrappedKeys = 64
+
+	// MaxBatchSize is the most envelopes one version 2 signature covers,
+	// so an inclusion proof has at most 16 hashes.
+	MaxBatchSize = 1 << 16
+
+	// HashSize is the size of a Merkle tree node hash, in bytes (SHA-256).
+	HashSize = 32
 
 	// MaxWrappedKeySize is the largest wrapped data key, in bytes. A hybrid
 	// ML-KEM-768+X25519 wrap is about 1.2 KiB.

@@ -67,8 +67,10 @@ type Meta struct {
 
 // Seal encrypts plaintext under a payload key derived from dk and a fresh
 // random salt, signs it with s as m.Sender, and returns the canonical
-// encoding of an envelope carrying the wrapped keys (in any order; they
-// are sorted). The caller wraps dk for each reader and destroys it.
+// encoding of a format version 1 envelope carrying the wrapped keys (in
+// any order; they are sorted). The caller wraps dk for each reader and
+// destroys it. [Prepare] and [SignBatch] write version 2 instead, which
+// shares one signature among many envelopes.
 //
 // Seal seals one copy, for the recipient named in m.Subject. Each
 // recipient's copy is sealed separately; they may share dk and wrapped.
@@ -87,7 +89,7 @@ func Seal(
 		return nil, errors.New("envelope: sealing with an unusable data key")
 	}
 	h := Header{
-		Version:     Version,
+		Version:     Version1,
 		MessageID:   m.MessageID,
 		Sender:      m.Sender,
 		Recipients:  slices.Sorted(slices.Values(m.Recipients)),
@@ -101,7 +103,7 @@ func Seal(
 		return nil, err
 	}
 	wrapped = sortWrappedKeys(wrapped)
-	if err := checkWrappedKeys(wrapped); err != nil {
+	if err := checkWrappedKeys(wrapped, true); err != nil {
 		return nil, err
 	}
 
@@ -115,7 +117,9 @@ func Seal(
 	if err != nil {
 		return nil, err
 	}
-	return encode(sp.header, sp.signature, sp.ciphertext, wrapped)
+	return encode(&parts{
+		header: sp.header, signature: sp.signature, ciphertext: sp.ciphertext, wrapped: wrapped,
+	})
 }
 
 // signed is the signed part of an envelope.

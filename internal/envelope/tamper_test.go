@@ -1,6 +1,7 @@
 package envelope_test
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"testing"
@@ -43,6 +44,10 @@ func regions(t *testing.T, b []byte) []region {
 			rs = append(rs, region{name: "ciphertext", start: valStart, end: valStart + len(v)})
 		case 4:
 			rs = append(rs, wrappedRegions(t, v, valStart)...)
+		case 5:
+			rs = append(rs, region{name: "signer key id", start: valStart, end: valStart + len(v)})
+		case 6:
+			rs = append(rs, region{name: "batch", start: valStart, end: valStart + len(v)})
 		}
 		off += n + m
 	}
@@ -141,4 +146,65 @@ func checkTamper(r region, reader string, st stage, err error) error {
 		return fmt.Errorf("tampered envelope read successfully")
 	}
 	return nil
+}
+
+// TestTamperVersion2 flips every bit of the middle envelope of a signed
+// batch of three and reads it as a real reader does, looking the public
+// key up by the signer key ID the envelope names. Every flip outside the
+// wrapped keys must stop the reader by Verify at the latest; the signer
+// key ID is not itself signed, but a changed ID names a key the
+// signature does not verify under (here: no key at all).
+func TestTamperVersion2(t *testing.T) {
+	f := newFixture(t)
+	b := f.signBatch(t, f.prepareN(t, 3, true))[1]
+	rs := regions(t, b)
+	covered := 0
+	for _, r := range rs {
+		covered += r.end - r.start
+	}
+	if covered != len(b) {
+		t.Fatalf("regions cover %d of %d bytes", covered, len(b))
+	}
+	lookup := func(keyID string) (ed25519.PublicKey, error) {
+		if keyID != f.signer.keyID {
+			return nil, errUnknownKey
+		}
+		return f.signer.public(), nil
+	}
+
+	tampered := make([]byte, len(b))
+	for _, r := range rs {
+		for i := r.start; i < r.end; i++ {
+			for bit := range 8 {
+				copy(tampered, b)
+				tampered[i] ^= 1 << bit
+				for _, reader := range []string{"clinic", "ward"} {
+					_, st, err := readByKeyID(tampered, f.meta.Subject, lookup, reader)
+					if r.name == "signer key id" && st == stageVerify && errors.Is(err, errUnknownKey) {
+						continue
+					}
+					if err := checkTamper(r, reader, st, err); err != nil {
+						t.Errorf("flip byte %d bit %d (%s), reader %s: %v", i, bit, r.name, reader, err)
+					}
+				}
+			}
+		}
+	}
+}
+
+var errUnknownKey = errors.New("no such signer key")
+
+// readByKeyID is [readAs] with the public key looked up by the signer key
+// ID the envelope names.
+func readByKeyID(b []byte, arrived string, lookup func(string) (ed25519.PublicKey, error),
+	reader string) ([]byte, stage, error) {
+	e, err := envelope.Decode(b)
+	if err != nil {
+		return nil, stageDecode, err
+	}
+	pub, err := lookup(e.Header().SignerKeyID)
+	if err != nil {
+		return nil, stageVerify, err
+	}
+	return readAs(b, arrived, pub, reader)
 }

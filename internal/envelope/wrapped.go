@@ -26,14 +26,15 @@ func sortWrappedKeys(ws []WrappedKey) []WrappedKey {
 	return out
 }
 
-// checkWrappedKeys checks a list of wrapped keys in canonical order. A
-// wrapped key's recipient need not be in the header's recipients: grants
-// add readers after sealing.
-func checkWrappedKeys(ws []WrappedKey) error {
+// checkWrappedKeys checks a list of wrapped keys in canonical order;
+// needOne says that it may not be empty (version 1). A wrapped key's
+// recipient need not be in the header's recipients: grants add readers
+// after sealing.
+func checkWrappedKeys(ws []WrappedKey, needOne bool) error {
 	if len(ws) > MaxWrappedKeys {
 		return tooLarge("wrapped_keys", MaxWrappedKeys)
 	}
-	if len(ws) == 0 {
+	if len(ws) == 0 && needOne {
 		return malformed("wrapped_keys is empty")
 	}
 	names := make([]string, len(ws))

@@ -89,3 +89,47 @@ func Quarantine(machine string) string { return QuarantinePrefix + "." + machine
 // machine may subscribe only below its own prefix, so no machine can read
 // replies (such as pulled messages) meant for another.
 func ReplyPrefix(machine string) string { return "_INBOX." + machine }
+
+// Audit trail and monitoring names. Machines report their own audit events
+// on [AuditReport]; only the broker's audit writer stores records, on the
+// [AuditLogPrefix] subjects of [AuditStream], which no machine may publish
+// on.
+const (
+	// AuditStream holds the append-only audit trail.
+	AuditStream = "PHIX_AUDIT"
+	// AuditPrefix is where machines report events: AuditPrefix.<machine>.
+	AuditPrefix = "phix.audit"
+	// AuditLogPrefix is where the writer stores records and checkpoints.
+	AuditLogPrefix = "phix.auditlog"
+	// AuditRecordSubject holds audit records in [AuditStream].
+	AuditRecordSubject = AuditLogPrefix + ".record"
+	// AuditCheckpointSubject holds signed checkpoints in [AuditStream].
+	AuditCheckpointSubject = AuditLogPrefix + ".checkpoint"
+	// Alerts is where the monitor publishes anomaly alerts.
+	Alerts = "phix.alerts"
+)
+
+// AuditReport is the subject machine reports its audit events on. The
+// broker lets each machine publish only on its own, so the subject names
+// the authenticated reporter.
+func AuditReport(machine string) string { return AuditPrefix + "." + machine }
+
+// ParseAuditReport returns the machine named by an [AuditReport] subject.
+func ParseAuditReport(subject string) (machine string, ok bool) {
+	m, found := strings.CutPrefix(subject, AuditPrefix+".")
+	if !found || !ValidName(m) {
+		return "", false
+	}
+	return m, true
+}
+
+// QuarantineAdminPrefix is where operators ask the broker to list, show,
+// release or drop quarantined messages: QuarantineAdminPrefix.<machine>.
+// It is outside [QuarantinePrefix] so that no request is ever stored in
+// the quarantine stream.
+const QuarantineAdminPrefix = "phix.admin.quarantine"
+
+// QuarantineAdmin is the subject machine sends quarantine requests on.
+// The broker lets a machine publish only on its own, so the subject
+// names the authenticated operator.
+func QuarantineAdmin(machine string) string { return QuarantineAdminPrefix + "." + machine }

@@ -46,6 +46,9 @@ type Server struct {
 	// Client is an API client for Addr authenticated with RootToken. It
 	// ignores VAULT_* environment variables.
 	Client *api.Client
+
+	// persist is set for a server from [StartPersistent].
+	persist *persistent
 }
 
 // Binary returns the path of the Vault server binary: $PHIX_VAULT_BIN if
@@ -86,12 +89,7 @@ func start(t testing.TB, useTLS bool) *Server {
 	t.Helper()
 	bin := Binary()
 	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("vaulttest: no Vault server at %s; build it with "+
-			"e2e/vaultd/ensure.sh (about 11 minutes cold) or set PHIX_VAULT_BIN", bin)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		missingBinary(t, bin)
 	}
 
 	// Picking free ports and starting the server race with other
@@ -106,6 +104,18 @@ func start(t testing.TB, useTLS bool) *Server {
 	}
 	t.Fatalf("vaulttest: starting Vault dev server: %v", lastErr)
 	return nil
+}
+
+// missingBinary skips the test, or fails it when CI=true so that CI
+// cannot pass by skipping.
+func missingBinary(t testing.TB, bin string) {
+	t.Helper()
+	msg := fmt.Sprintf("vaulttest: no Vault server at %s; build it with "+
+		"e2e/vaultd/ensure.sh (about 11 minutes cold) or set PHIX_VAULT_BIN", bin)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }
 
 // launch runs one server process and waits until it is healthy. On error

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/hashicorp/vault/api"
+
 	"phix.dev/phix/internal/vaulttest"
 )
 
@@ -34,5 +36,26 @@ func TestStart(t *testing.T) {
 				t.Errorf("ListMounts() = %v, want nil", err)
 			}
 		})
+	}
+}
+
+func TestRestartKeepsData(t *testing.T) {
+	s := vaulttest.StartPersistent(t)
+	ctx := context.Background()
+	if err := s.Client.Sys().MountWithContext(ctx, "transit", &api.MountInput{Type: "transit"}); err != nil {
+		t.Fatalf("mounting transit: %v", err)
+	}
+	if _, err := s.Client.Logical().WriteWithContext(ctx, "transit/keys/k", nil); err != nil {
+		t.Fatalf("creating a key: %v", err)
+	}
+
+	s.Stop()
+	if _, err := s.Client.Sys().HealthWithContext(ctx); err == nil {
+		t.Errorf("Health() of a stopped server = nil error, want one")
+	}
+	s.Restart(t)
+	sec, err := s.Client.Logical().ReadWithContext(ctx, "transit/keys/k")
+	if err != nil || sec == nil {
+		t.Fatalf("reading the key after a restart = %v, %v; want it kept", sec, err)
 	}
 }

@@ -65,5 +65,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newAudit(e))
 	root.AddCommand(newQuarantine(e))
 	root.AddCommand(newReplay(e))
+	root.AddCommand(newKeys(e))
+	root.AddCommand(newBridge(e))
 	return root
 }

@@ -111,6 +111,10 @@ type Record struct {
 	Remote string `json:"remote,omitempty"` // client address, for connection events
 	ConnID uint64 `json:"conn_id,omitempty"`
 	Detail string `json:"detail,omitempty"` // short text for people, never PHI
+
+	// At is when the event happened, when that is known and earlier than
+	// Time (when it was recorded), such as a connection's start.
+	At time.Time `json:"at,omitzero"`
 }
 
 // Limits on what a machine may report, so that one machine cannot flood

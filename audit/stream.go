@@ -14,17 +14,17 @@ import (
 const Retention = (6*365 + 2) * 24 * time.Hour
 
 // StreamConfig returns the configuration of the audit stream: file
-// storage, records kept for [Retention], and neither delete nor purge
-// allowed, so that not even the broker's admin connection can remove a
-// record before it ages out.
-func StreamConfig() jetstream.StreamConfig {
+// storage, records kept for maxAge but never less than [Retention], and
+// neither delete nor purge allowed, so that not even the broker's admin
+// connection can remove a record before it ages out.
+func StreamConfig(maxAge time.Duration) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        subjects.AuditStream,
 		Description: "phix audit trail: records and signed merkle checkpoints",
 		Subjects:    []string{subjects.AuditLogPrefix + ".>"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      Retention,
+		MaxAge:      max(maxAge, Retention),
 		Discard:     jetstream.DiscardOld,
 		DenyDelete:  true,
 		DenyPurge:   true,

@@ -224,7 +224,8 @@ func (v *verifier) checkpoint(raw []byte) {
 	}
 	if !bytes.Equal(v.tree.root(), cp.Root) {
 		v.problem(ProblemRootMismatch, cp.Size,
-			"records below index %d do not hash to the signed root: a record was modified, inserted, deleted or reordered",
+			"records below index %d do not hash to the signed root: "+
+				"a record was modified, inserted, deleted or reordered",
 			cp.Size)
 		return
 	}

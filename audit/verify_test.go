@@ -33,7 +33,9 @@ func sealedTrail(t *testing.T) ([]byte, *audit.Signer) {
 	return export(t, js), s
 }
 
-func lines(b []byte) [][]byte { return bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) }
+func lines(b []byte) [][]byte {
+	return bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+}
 
 // recordLines returns the positions of record lines.
 func recordLines(ls [][]byte) []int {

@@ -50,6 +50,10 @@ type WriterConfig struct {
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 
+	// MaxAge is how long records are kept; less than [Retention] (six
+	// years), zero included, means Retention.
+	MaxAge time.Duration
+
 	// OnRecord, if set, is called with each record once it is stored,
 	// for real-time monitoring. It is called outside the writer's lock,
 	// possibly from several goroutines at once, and must not block.
@@ -112,7 +116,7 @@ func NewWriter(ctx context.Context, js jetstream.JetStream, cfg WriterConfig) (*
 	if err != nil {
 		return nil, err
 	}
-	s, err := js.CreateOrUpdateStream(ctx, StreamConfig())
+	s, err := js.CreateOrUpdateStream(ctx, StreamConfig(cfg.MaxAge))
 	if err != nil {
 		return nil, fmt.Errorf("audit: creating stream: %w", err)
 	}

@@ -187,4 +187,3 @@ func TestLoadOrCreateSigner(t *testing.T) {
 		t.Errorf("LoadOrCreateSigner() with a readable key = nil error, want refusal")
 	}
 }
-

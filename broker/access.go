@@ -56,6 +56,7 @@ func demoAccess(machines []string) *access {
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + durable,
 			subjects.PublishFilter(m),
 			subjects.Quarantine(m),
+			subjects.AuditReport(m),
 		}
 		a.users = append(a.users, policy.BrokerUser{
 			Machine:   m,

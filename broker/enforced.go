@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"phix.dev/phix/internal/subjects"
@@ -16,13 +17,18 @@ import (
 
 // Enforced is what a running broker enforces, for comparison with the
 // policy file (`phix policy check`) and for the compliance self-test.
-// Users and the idle timeout are what the broker last applied to
-// nats-server; consumers, streams and sessions are read live.
+// Users and the idle timeout are what the broker last gave nats-server;
+// consumers, streams and sessions are read live.
 type Enforced struct {
 	// Policy is the name (file) of the applied policy; "" in demo mode.
 	Policy string `json:"policy"`
 
+	// Users are the machine users exactly as given to nats-server.
 	Users []policy.BrokerUser `json:"users"`
+
+	// KeyAdmins are the key administrators of [Config].KeyAdmins, which
+	// the policy does not list.
+	KeyAdmins []policy.BrokerUser `json:"key_admins,omitempty"`
 
 	// Consumers are the inbox consumers present in the message stream,
 	// including those of machines no longer allowed to read them.
@@ -78,8 +84,10 @@ func (b *Broker) Enforced(ctx context.Context) (*Enforced, error) {
 	if a == nil || js == nil || !b.running() {
 		return nil, ErrClosed
 	}
+	users, admins := b.enforcedUsers(a)
 	e := &Enforced{
-		Users:             a.users,
+		Users:             users,
+		KeyAdmins:         admins,
 		IdleTimeout:       policy.Duration(a.idle),
 		StoreCipher:       "none",
 		MinTLSVersion:     tls.VersionName(serverTLS(b.cfg.TLS).MinVersion),
@@ -121,13 +129,9 @@ func inboxConsumers(ctx context.Context, js jetstream.JetStream) ([]policy.Inbox
 		if !ok {
 			continue
 		}
-		filters := slices.Clone(ci.Config.FilterSubjects)
-		if ci.Config.FilterSubject != "" {
-			filters = append(filters, ci.Config.FilterSubject)
-		}
-		slices.Sort(filters)
 		out = append(out, policy.InboxConsumer{
-			Machine: m, Stream: subjects.MessageStream, Durable: ci.Name, Filters: filters,
+			Machine: m, Stream: subjects.MessageStream, Durable: ci.Name,
+			Filters: consumerFilters(ci.Config),
 		})
 	}
 	if err := lister.Err(); err != nil {
@@ -156,4 +160,36 @@ func (b *Broker) machineSessions() []Session {
 		out = append(out, s)
 	}
 	return out
+}
+
+// enforcedUsers returns the users of a exactly as [Broker.serverOptions]
+// gives them to nats-server, machines and key administrators apart, so
+// that grants added outside package policy show up as drift.
+func (b *Broker) enforcedUsers(a *access) (machines, admins []policy.BrokerUser) {
+	for _, u := range b.serverOptions(a).Users {
+		m := machineOf(u.Username)
+		if m == "" || u.Permissions == nil {
+			continue
+		}
+		bu := policy.BrokerUser{
+			Machine:   m,
+			Publish:   allowList(u.Permissions.Publish),
+			Subscribe: allowList(u.Permissions.Subscribe),
+		}
+		if slices.Contains(b.cfg.KeyAdmins, m) {
+			admins = append(admins, bu)
+		} else {
+			machines = append(machines, bu)
+		}
+	}
+	return machines, admins
+}
+
+// allowList returns the subjects p allows; a deny-all permission allows
+// none.
+func allowList(p *server.SubjectPermission) []string {
+	if p == nil {
+		return nil
+	}
+	return slices.Clone(p.Allow)
 }

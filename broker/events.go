@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +28,7 @@ import (
 
 // DefaultConnPollInterval is how often, by default, the broker looks for
 // connections opened and closed since it last looked.
-const DefaultConnPollInterval = time.Second
+const DefaultConnPollInterval = 500 * time.Millisecond
 
 // AuditConfig configures the broker's audit trail (see package audit).
 // Zero values select the defaults of audit.WriterConfig.
@@ -181,6 +180,7 @@ func (b *Broker) startEvents(ctx context.Context) (err error) {
 		CheckpointInterval: cfg.CheckpointInterval,
 		CheckpointRecords:  cfg.CheckpointRecords,
 		OnRecord:           cfg.OnRecord,
+		MaxAge:             b.currentAccess().retention.Audit.D(),
 	})
 	if err != nil {
 		return err
@@ -384,26 +384,4 @@ func withAuditAdmin(p *server.Permissions) *server.Permissions {
 	// inbox; the response permission allows exactly one reply per report.
 	p.Response = &server.ResponsePermission{MaxMsgs: 1, Expires: time.Minute}
 	return p
-}
-
-// auditPublish returns what machine user u may publish for the audit
-// trail beyond what policy.BrokerUsers lists: its own audit report
-// subject, and for auditors (who may read the message stream by
-// sequence) read access to the audit stream by sequence as well and
-// their quarantine request subject.
-//
-// TODO(audit): move into policy.BrokerUsers, so that the enforced report
-// lists these subjects too.
-func auditPublish(u policy.BrokerUser) []string {
-	out := []string{subjects.AuditReport(u.Machine)}
-	if slices.Contains(u.Publish, "$JS.API.STREAM.INFO."+subjects.MessageStream) {
-		s := subjects.AuditStream
-		out = append(out,
-			subjects.QuarantineAdmin(u.Machine),
-			"$JS.API.STREAM.INFO."+s,
-			"$JS.API.STREAM.MSG.GET."+s,
-			"$JS.API.DIRECT.GET."+s,
-			"$JS.API.DIRECT.GET."+s+".>")
-	}
-	return out
 }

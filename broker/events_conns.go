@@ -112,7 +112,7 @@ func (t *connTracker) closedRecords(ci *server.ConnInfo) []audit.Record {
 	if authFailures[ci.Reason] {
 		rec := audit.Record{
 			Kind: audit.KindAuthFailure, Outcome: audit.OutcomeRefused, Reason: ci.Reason,
-			ConnID: ci.Cid, Remote: remote(ci),
+			ConnID: ci.Cid, Remote: remote(ci), At: ci.Start.UTC(),
 		}
 		if len(ci.TLSPeerCerts) > 0 {
 			rec.Detail = "certificate " + ci.TLSPeerCerts[0].Subject
@@ -129,16 +129,20 @@ func (t *connTracker) closedRecords(ci *server.ConnInfo) []audit.Record {
 		recs = append(recs, connectRecord(m, ci))
 	}
 	delete(t.open, ci.Cid)
-	return append(recs, audit.Record{
+	rec := audit.Record{
 		Kind: audit.KindDisconnect, Actor: m, Outcome: audit.OutcomeOK, Reason: ci.Reason,
 		ConnID: ci.Cid, Remote: remote(ci),
-	})
+	}
+	if ci.Stop != nil {
+		rec.At = ci.Stop.UTC()
+	}
+	return append(recs, rec)
 }
 
 func connectRecord(machine string, ci *server.ConnInfo) audit.Record {
 	return audit.Record{
 		Kind: audit.KindConnect, Actor: machine, Outcome: audit.OutcomeOK,
-		ConnID: ci.Cid, Remote: remote(ci), Detail: "tls " + ci.TLSVersion,
+		ConnID: ci.Cid, Remote: remote(ci), Detail: "tls " + ci.TLSVersion, At: ci.Start.UTC(),
 	}
 }
 

@@ -44,7 +44,7 @@ func machineUser(u policy.BrokerUser) *server.User {
 	return &server.User{
 		Username: userName(u.Machine),
 		Permissions: &server.Permissions{
-			Publish:   allowOnly(append(slices.Clone(u.Publish), auditPublish(u)...)),
+			Publish:   allowOnly(u.Publish),
 			Subscribe: allowOnly(u.Subscribe),
 		},
 		AllowedConnectionTypes: map[string]struct{}{
@@ -61,7 +61,9 @@ func allowOnly(subjects []string) *server.SubjectPermission {
 	if len(subjects) == 0 {
 		return &server.SubjectPermission{Deny: []string{">"}}
 	}
-	return &server.SubjectPermission{Allow: slices.Clone(subjects)}
+	allow := slices.Clone(subjects)
+	slices.Sort(allow)
+	return &server.SubjectPermission{Allow: slices.Compact(allow)}
 }
 
 // machineOf returns the machine of nats user name, or "" if name is not a

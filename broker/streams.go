@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,15 +61,59 @@ func (b *Broker) provisionAccess(ctx context.Context, a *access) error {
 		b.log.LogAttrs(ctx, slog.LevelDebug, "stream ready", slog.String("stream", cfg.Name))
 	}
 	for _, ic := range a.consumers {
-		cfg := inboxConsumerConfig(ic)
-		if _, err := js.CreateOrUpdateConsumer(ctx, ic.Stream, cfg); err != nil {
-			return fmt.Errorf("creating consumer %s: %w", cfg.Durable, err)
+		if err := ensureConsumer(ctx, js, ic); err != nil {
+			return err
 		}
 		b.log.LogAttrs(ctx, slog.LevelDebug, "consumer ready",
 			slog.String("stream", ic.Stream),
-			slog.String("consumer", cfg.Durable))
+			slog.String("consumer", ic.Durable))
 	}
 	return nil
+}
+
+// errFiltersNotApplied means the server answered a consumer update with
+// filters other than those asked for.
+var errFiltersNotApplied = errors.New("filters not applied")
+
+// consumerUpdateAttempts bounds how often ensureConsumer asks for a
+// consumer's configuration before giving up.
+const consumerUpdateAttempts = 3
+
+// ensureConsumer creates or updates ic and checks that its filters took
+// effect. nats-server v2.15.3 answers the first update of a durable
+// consumer recovered from disk with its old configuration, unchanged (to
+// nats.go, a change from one filter to several then looks like
+// [jetstream.ErrConsumerMultipleFilterSubjectsNotSupported]); asking
+// again applies it. A filter must never silently stay wider than the
+// policy, so the result is checked rather than trusted.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, ic policy.InboxConsumer) error {
+	cfg := inboxConsumerConfig(ic)
+	var err error
+	for range consumerUpdateAttempts {
+		var c jetstream.Consumer
+		c, err = js.CreateOrUpdateConsumer(ctx, ic.Stream, cfg)
+		if err == nil && slices.Equal(consumerFilters(c.CachedInfo().Config), ic.Filters) {
+			return nil
+		}
+		if err == nil {
+			err = errFiltersNotApplied
+		}
+		if !errors.Is(err, errFiltersNotApplied) &&
+			!errors.Is(err, jetstream.ErrConsumerMultipleFilterSubjectsNotSupported) {
+			break
+		}
+	}
+	return fmt.Errorf("creating consumer %s: %w", ic.Durable, err)
+}
+
+// consumerFilters returns the sorted filters of a consumer configuration.
+func consumerFilters(c jetstream.ConsumerConfig) []string {
+	out := slices.Clone(c.FilterSubjects)
+	if c.FilterSubject != "" {
+		out = append(out, c.FilterSubject)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (b *Broker) streamConfigs(a *access) []jetstream.StreamConfig {

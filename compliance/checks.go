@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"phix.dev/phix/identity"
 	"phix.dev/phix/keys"
@@ -55,8 +56,14 @@ func checkUniqueIdentity(ctx context.Context, d *deployment) Check {
 	if !d.needEnforced(&c) {
 		return c
 	}
+	admins := make(map[string]bool)
+	for _, a := range d.enforced.KeyAdmins {
+		admins[a.Machine] = true
+	}
 	for _, s := range d.enforced.Sessions {
 		switch want, ok := mySPKI[s.Machine]; {
+		case admins[s.Machine]:
+			c.note("session %d is key administrator %s", s.CID, s.Machine)
 		case !d.policy.Revoked(s.Machine) && d.policy.Machine(s.Machine) == nil:
 			c.fail("session %d is machine %s, which the policy does not list", s.CID, s.Machine)
 		case d.policy.Revoked(s.Machine):
@@ -149,6 +156,9 @@ func checkAccessControl(ctx context.Context, d *deployment) Check {
 	if c.Status == Pass {
 		c.note("%d machines, %d inbox consumers as in %s",
 			len(d.enforced.Users), len(d.policy.InboxConsumers()), d.policy.Name())
+	}
+	for _, a := range d.enforced.KeyAdmins {
+		c.note("key administrator %s (not in the policy) may use the key registry", a.Machine)
 	}
 	return c
 }
@@ -328,6 +338,7 @@ func rel(d *deployment, path string) string {
 	return path
 }
 
-func days(d interface{ Hours() float64 }) string {
+// days formats d in whole days, as the policy writes rotation periods.
+func days(d time.Duration) string {
 	return fmt.Sprintf("%.0fd", d.Hours()/24)
 }

@@ -84,7 +84,7 @@ func TestDrift(t *testing.T) {
 			e.Users[2].Publish = append(e.Users[2].Publish, "phix.msg.billing.lab-feed.fhir")
 		}, "machine billing may publish phix.msg.billing.lab-feed.fhir, policy does not allow it"},
 		{"missing grant", func(e *broker.Enforced) { e.Users[0].Publish = e.Users[0].Publish[1:] },
-			"machine lab-feed may not publish phix.audit.lab-feed, policy allows it"},
+			"machine lab-feed may not publish $JS.API.DIRECT.GET.KV_PHIX_DATAKEYS"},
 		{"unknown user", func(e *broker.Enforced) {
 			e.Users = append(e.Users, policy.BrokerUser{Machine: "eve"})
 		}, "machine eve may connect"},

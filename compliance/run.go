@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
+	"strings"
 	"time"
 
 	"phix.dev/phix/broker"
@@ -231,18 +231,10 @@ func checkEntityAuth(ctx context.Context, d *deployment) Check {
 	return c
 }
 
+// joinAnd lists ss as "a, b and c".
 func joinAnd(ss []string) string {
-	ss = slices.Clone(ss)
-	switch len(ss) {
-	case 0:
-		return ""
-	case 1:
-		return ss[0]
+	if len(ss) < 2 {
+		return strings.Join(ss, "")
 	}
-	last := ss[len(ss)-1]
-	out := ""
-	for _, s := range ss[:len(ss)-1] {
-		out += s + ", "
-	}
-	return out + "and " + last
+	return strings.Join(ss[:len(ss)-1], ", ") + " and " + ss[len(ss)-1]
 }

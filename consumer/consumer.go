@@ -4,7 +4,15 @@
 // A message is acknowledged only after the handler returns nil. A message
 // that fails verification or opening is never handed over: it is copied,
 // still sealed, to the quarantine stream with a [Reason], and only then
-// removed from the machine's inbox, so nothing is lost.
+// removed from the machine's inbox, so nothing is lost. A message that
+// cannot be opened only because the key service or the registry is out of
+// reach is left in the inbox and tried again.
+//
+// Envelopes of format version 2 may carry no wrapped key: the consumer
+// then fetches the one wrapped for its machine from the wrapped-key
+// registry ([Config].Registry). Unwrapped data keys and verified batch
+// signatures are cached, so that a message under a known data key, in a
+// known batch, costs no key service call at all.
 package consumer
 
 import (

@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"phix.dev/phix/internal/cli"
 	"phix.dev/phix/internal/subjects"
 	"phix.dev/phix/keys"
+	"phix.dev/phix/monitor"
 	"phix.dev/phix/policy"
 	"phix.dev/phix/producer"
 	"phix.dev/phix/quarantine"
@@ -88,8 +91,9 @@ func auditPolicy(t testing.TB, idle string) *policy.Policy {
 }
 
 // startAudited starts a deployment that enforces p, with the audit trail
-// polling and checkpointing fast, and returns what it records.
-func startAudited(t testing.TB, p *policy.Policy) (*deployment, *recorded) {
+// polling and checkpointing fast, and returns what it records. Each of
+// observers also sees every record.
+func startAudited(t testing.TB, p *policy.Policy, observers ...func(audit.Record)) (*deployment, *recorded) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := identity.Init(dir, p.Active()); err != nil {
@@ -109,7 +113,12 @@ func startAudited(t testing.TB, p *policy.Policy) (*deployment, *recorded) {
 			HeartbeatInterval:  200 * time.Millisecond,
 			CheckpointInterval: 200 * time.Millisecond,
 			ConnPollInterval:   20 * time.Millisecond,
-			OnRecord:           rec.add,
+			OnRecord: func(r audit.Record) {
+				rec.add(r)
+				for _, o := range observers {
+					o(r)
+				}
+			},
 		},
 	})
 	if err != nil {
@@ -579,4 +588,72 @@ func identityKeys(t testing.TB, d *deployment, name string) (*keys.Local, error)
 		return nil, err
 	}
 	return m.Keys()
+}
+
+func TestAnomaliesRaiseAlerts(t *testing.T) {
+	y := strings.Replace(string(policy.Default()), "monitoring: {}\n",
+		"monitoring:\n  refusals_per_minute: 3\n  failures_per_minute: 2\n  messages_per_minute: 50\n", 1)
+	pol, err := policy.Parse("monitor-policy.yaml", []byte(y))
+	if err != nil {
+		t.Fatalf("policy.Parse: %v", err)
+	}
+	var b atomic.Pointer[broker.Broker]
+	mon, err := monitor.New(monitor.Config{Policy: pol, Alert: func(a monitor.Alert) {
+		data, _ := json.Marshal(a)
+		if bb := b.Load(); bb != nil {
+			bb.PublishAlert(data)
+		}
+	}})
+	if err != nil {
+		t.Fatalf("monitor.New: %v", err)
+	}
+	d, _ := startAudited(t, pol, mon.Observe)
+	b.Store(d.b)
+
+	// The auditor watches the alerts subject.
+	auditor := d.connect(t, "auditor")
+	alerts, err := auditor.nc.SubscribeSync(subjects.Alerts)
+	if err != nil {
+		t.Fatalf("auditor subscribing to alerts: %v", err)
+	}
+	auditor.nc.Flush()
+
+	// Normal traffic: a few messages published, delivered and opened.
+	lab, ehr, billing := d.connect(t, "lab-feed"), d.connect(t, "ehr-ingest"), d.connect(t, "billing")
+	ctx := withTimeout(t, 30*time.Second)
+	labRep, ehrRep := lab.reporter(t), ehr.reporter(t)
+	p, _ := producer.New(lab.js, lab.keys, producer.Config{OnPublish: labRep.OnPublish})
+	for range 5 {
+		if _, err := p.Publish(ctx, []string{"ehr-ingest"}, []byte("synthetic"), producer.WithType("hl7v2", "")); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	c := ehr.consumer(t, consumer.Config{OnOpen: ehrRep.OnOpen, OnReject: ehrRep.OnReject})
+	if err := c.Run(ctx, 5, func(context.Context, *consumer.Message) error { return nil }); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	labRep.Close(ctx)
+	ehrRep.Close(ctx)
+	if m, err := alerts.NextMsg(500 * time.Millisecond); err == nil {
+		t.Fatalf("normal traffic raised alert %s", m.Data)
+	}
+
+	// Injected: billing probes subjects it may not use.
+	for i := range 5 {
+		billing.nc.Publish(subjects.Message("lab-feed", "billing", "x"+itoa(i)), []byte("probe"))
+	}
+	billing.nc.Flush()
+	m, err := alerts.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no alert after a burst of permission refusals: %v", err)
+	}
+	var a monitor.Alert
+	if err := json.Unmarshal(m.Data, &a); err != nil || a.Rule != monitor.RuleRefusalBurst {
+		t.Errorf("alert = %s, want %s", m.Data, monitor.RuleRefusalBurst)
+	}
+	for _, a := range mon.Alerts() {
+		if a.Rule != monitor.RuleRefusalBurst {
+			t.Errorf("unexpected alert %+v", a)
+		}
+	}
 }

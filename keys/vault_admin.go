@@ -452,14 +452,28 @@ func keyName(machine string, use VaultKeyUse) (string, error) {
 // each data key is decrypted with its reader's wrap key and encrypted with
 // to's, inside this process, and zeroed at once; the operator token must
 // allow both. It fails as a whole, naming the first key that could not be
-// opened, with [ErrUnwrap]. Without a deadline on ctx, the whole run is
-// bounded by ten times the configured Timeout.
+// opened, with [ErrUnwrap], and with [ErrUnknownMachine] if to has no wrap
+// key. Without a deadline on ctx, the whole run is bounded by ten times
+// the configured Timeout.
 func (a *VaultAdmin) Grant(ctx context.Context, from []VaultWrappedKey, to string) ([][]byte, error) {
 	if err := subjects.CheckName(to); err != nil {
 		return nil, fmt.Errorf("keys: %v", err)
 	}
 	ctx, cancel := withDefaultTimeout(ctx, 10*a.cfg.Timeout)
 	defer cancel()
+	// An operator token may create keys, and transit creates a missing key
+	// on encrypt: check that to's wrap key exists as Provision made it.
+	var k *transitKey
+	err := a.do(ctx, "admin_key", "reading wrap key of "+to, func(ctx context.Context) (err error) {
+		k, err = a.transit.readKey(ctx, vaultpolicy.WrapKey(to))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if k == nil || k.Type != wrapKeyType || !k.Derived {
+		return nil, fmt.Errorf("%w: %s has no wrap key", ErrUnknownMachine, to)
+	}
 	out := make([][]byte, len(from))
 	for i, w := range from {
 		if !subjects.ValidName(w.Recipient) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -117,7 +118,7 @@ func (c *Client) Send(ctx context.Context, msg []byte) (*Ack, error) {
 	defer c.mu.Unlock()
 	reused := c.conn != nil
 	ack, err := c.exchangeLocked(ctx, msg, id)
-	if err != nil && reused && ctx.Err() == nil && !isNack(err) {
+	if err != nil && reused && ctx.Err() == nil && !isNack(err) && !errors.Is(err, context.DeadlineExceeded) {
 		// The receiver may have closed an idle connection; that is no
 		// reason to fail the message. Try once on a fresh connection.
 		ack, err = c.exchangeLocked(ctx, msg, id)
@@ -207,10 +208,15 @@ func nackError(a *Ack) *NackError {
 	return e
 }
 
-// contextErr prefers the context's error to the deadline error it caused.
+// contextErr prefers the context's error to the deadline error it
+// caused; the connection's deadline can fire a moment before the
+// context's own timer.
 func contextErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	return err
 }

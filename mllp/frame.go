@@ -52,12 +52,12 @@ type Reader struct {
 
 // NewReader returns a Reader of r that refuses frames longer than max
 // bytes; max <= 0 means [hl7.DefaultMaxSize]. At most max bytes plus a
-// 64 KiB buffer are held at any time.
+// 16 KiB buffer are held at any time.
 func NewReader(r io.Reader, max int) *Reader {
 	if max <= 0 {
 		max = hl7.DefaultMaxSize
 	}
-	return &Reader{br: bufio.NewReaderSize(r, 64<<10), max: max}
+	return &Reader{br: bufio.NewReaderSize(r, 16<<10), max: max}
 }
 
 // Discarded returns how many bytes outside frames the reader has skipped

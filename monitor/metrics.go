@@ -36,7 +36,8 @@ func newMetrics() *metrics {
 		}, []string{"recipient", "key_cached"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "phix", Name: "failures_total",
-			Help: "Refusals and failures, by reason: quarantine reasons, permission-refusal, auth-failure, publish-failed.",
+			Help: "Refusals and failures, by reason: quarantine reasons, " +
+				"permission-refusal, auth-failure, publish-failed.",
 		}, []string{"reason"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "phix", Name: "alerts_total",

@@ -123,7 +123,8 @@ func (mon *Monitor) publishLocked(rec audit.Record, raise func(Alert, string)) {
 	th := mon.thresholds()
 	if th.MessagesPerMinute > 0 && r.count > th.MessagesPerMinute {
 		raise(Alert{Rule: RuleSenderRate, Actor: sender, Count: r.count, Threshold: float64(th.MessagesPerMinute),
-			Detail: fmt.Sprintf("%s published %d messages this minute, over %d", sender, r.count, th.MessagesPerMinute)}, sender)
+			Detail: fmt.Sprintf("%s published %d messages this minute, over %d",
+				sender, r.count, th.MessagesPerMinute)}, sender)
 	}
 	if limit := th.RateFactor * r.baseline; th.RateFactor > 0 && r.windows >= baselineWindows &&
 		r.count >= minRateBurst && float64(r.count) > limit {
@@ -138,7 +139,8 @@ func (mon *Monitor) publishLocked(rec audit.Record, raise func(Alert, string)) {
 		// alerted; any later new one is an anomaly.
 		if mon.pol != nil || mon.flowSeenLocked(sender, rec.Type) {
 			raise(Alert{Rule: RuleNewRecipient, Actor: sender, Flow: flow,
-				Detail: fmt.Sprintf("%s sent %s to %s, never seen for this flow", sender, rec.Type, rec.Recipient)}, key)
+				Detail: fmt.Sprintf("%s sent %s to %s, never seen for this flow",
+					sender, rec.Type, rec.Recipient)}, key)
 		}
 	}
 	for _, h := range th.Hours {

@@ -124,7 +124,9 @@ func (p *Policy) Allow(sender string) func(recipient, typ string) error {
 // sends: Consumer (CONSUMER.INFO), Fetch/Messages/Next
 // (CONSUMER.MSG.NEXT), Ack/Nak/Term/InProgress (a publish on the
 // message's $JS.ACK reply subject, v1 form: the js_ack_fc_v2 feature
-// flag, which adds domain and account tokens, stays off), and for
+// flag, which adds domain and account tokens, stays off), the
+// wrapped-key registry (storing keys under its own name as sender for its
+// recipients, fetching by direct get the keys wrapped for itself), and for
 // auditors Stream (STREAM.INFO) and GetMsg (STREAM.MSG.GET, or
 // DIRECT.GET when a stream allows direct gets). A jetstream Publish is a
 // plain request on the message subject; its reply and every pulled
@@ -138,10 +140,14 @@ func (p *Policy) BrokerUsers() []BrokerUser {
 		receives := false
 		for _, r := range routes {
 			if r.from == m {
-				pub = append(pub, subjects.Message(r.from, r.to, r.typ))
+				pub = append(pub, subjects.Message(r.from, r.to, r.typ),
+					// Store the data keys it wraps for that recipient.
+					subjects.DataKeyWriteFilter(r.from, r.to))
 			}
 			receives = receives || r.to == m
 		}
+		// Fetch the data keys wrapped for it, and only those.
+		pub = append(pub, subjects.DataKeyReadFilter(m))
 		if receives {
 			pub = append(pub, inboxSubjects(m)...)
 		}
@@ -152,10 +158,16 @@ func (p *Policy) BrokerUsers() []BrokerUser {
 			pub = append(pub, auditorSubjects(m)...)
 		}
 		slices.Sort(pub)
+		sub := []string{subjects.ReplyPrefix(m) + ".>"}
+		if p.IsAuditor(m) {
+			// Auditors watch the anomaly alerts of the monitoring.
+			sub = append(sub, subjects.Alerts)
+		}
+		slices.Sort(sub)
 		users = append(users, BrokerUser{
 			Machine:   m,
 			Publish:   slices.Compact(pub),
-			Subscribe: []string{subjects.ReplyPrefix(m) + ".>"},
+			Subscribe: sub,
 		})
 	}
 	return users
@@ -173,10 +185,12 @@ func inboxSubjects(m string) []string {
 }
 
 // auditorSubjects give read-only access, by sequence, to the message,
-// quarantine and audit streams. Creating consumers is not granted: a push
-// consumer could deliver to another machine's inbox.
+// quarantine and audit streams, and the subject on which an auditor asks
+// the broker to list, show, release or drop quarantined messages (each
+// request audited by the broker). Creating consumers is not granted: a
+// push consumer could deliver to another machine's inbox.
 func auditorSubjects(m string) []string {
-	var out []string
+	out := []string{subjects.QuarantineAdmin(m)}
 	for _, s := range []string{subjects.MessageStream, subjects.QuarantineStream, subjects.AuditStream} {
 		out = append(out,
 			"$JS.API.STREAM.INFO."+s,

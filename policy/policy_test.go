@@ -45,6 +45,9 @@ func TestBrokerUsers(t *testing.T) {
 		{
 			Machine: "lab-feed",
 			Publish: []string{
+				"$JS.API.DIRECT.GET.KV_PHIX_DATAKEYS.$KV.PHIX_DATAKEYS.*.*.lab-feed",
+				"$KV.PHIX_DATAKEYS.lab-feed.*.billing",
+				"$KV.PHIX_DATAKEYS.lab-feed.*.ehr-ingest",
 				"phix.audit.lab-feed",
 				"phix.msg.lab-feed.billing.fhir",
 				"phix.msg.lab-feed.billing.hl7v2",
@@ -59,6 +62,8 @@ func TestBrokerUsers(t *testing.T) {
 				"$JS.ACK.PHIX_MSGS.inbox-ehr-ingest.>",
 				"$JS.API.CONSUMER.INFO.PHIX_MSGS.inbox-ehr-ingest",
 				"$JS.API.CONSUMER.MSG.NEXT.PHIX_MSGS.inbox-ehr-ingest",
+				"$JS.API.DIRECT.GET.KV_PHIX_DATAKEYS.$KV.PHIX_DATAKEYS.*.*.ehr-ingest",
+				"$KV.PHIX_DATAKEYS.ehr-ingest.*.billing",
 				"phix.audit.ehr-ingest",
 				"phix.msg.ehr-ingest.billing.fhir",
 				"phix.quarantine.ehr-ingest",
@@ -71,6 +76,7 @@ func TestBrokerUsers(t *testing.T) {
 				"$JS.ACK.PHIX_MSGS.inbox-billing.>",
 				"$JS.API.CONSUMER.INFO.PHIX_MSGS.inbox-billing",
 				"$JS.API.CONSUMER.MSG.NEXT.PHIX_MSGS.inbox-billing",
+				"$JS.API.DIRECT.GET.KV_PHIX_DATAKEYS.$KV.PHIX_DATAKEYS.*.*.billing",
 				"phix.audit.billing",
 				"phix.quarantine.billing",
 			},
@@ -79,6 +85,7 @@ func TestBrokerUsers(t *testing.T) {
 		{
 			Machine: "auditor",
 			Publish: []string{
+				"$JS.API.DIRECT.GET.KV_PHIX_DATAKEYS.$KV.PHIX_DATAKEYS.*.*.auditor",
 				"$JS.API.DIRECT.GET.PHIX_AUDIT",
 				"$JS.API.DIRECT.GET.PHIX_AUDIT.>",
 				"$JS.API.DIRECT.GET.PHIX_MSGS",
@@ -91,9 +98,10 @@ func TestBrokerUsers(t *testing.T) {
 				"$JS.API.STREAM.MSG.GET.PHIX_AUDIT",
 				"$JS.API.STREAM.MSG.GET.PHIX_MSGS",
 				"$JS.API.STREAM.MSG.GET.PHIX_QUARANTINE",
+				"phix.admin.quarantine.auditor",
 				"phix.audit.auditor",
 			},
-			Subscribe: []string{"_INBOX.auditor.>"},
+			Subscribe: []string{"_INBOX.auditor.>", "phix.alerts"},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

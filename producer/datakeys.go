@@ -139,9 +139,12 @@ func (r *keyRing) take(ctx context.Context, recipients []string, n int) (*dataKe
 // nears a limit. It returns nil if the caller must wrap a key itself or
 // wait for a refresh.
 func (r *keyRing) useLocked(s *keySlot, recipients []string, now time.Time, n int) *dataKey {
+	if s.next != nil && now.Sub(s.next.created) >= r.cfg.KeyAge {
+		s.next = nil // wrapped ahead, then never needed in time
+	}
 	if s.cur == nil || !r.usable(s.cur, now, n) {
 		s.cur = nil
-		if s.next != nil && now.Sub(s.next.created) < r.cfg.KeyAge {
+		if s.next != nil {
 			// The retired key may still be in use by a concurrent Publish,
 			// so it is dropped rather than zeroed; the garbage collector
 			// reclaims it.
@@ -168,7 +171,7 @@ func (r *keyRing) refresh(s *keySlot, recipients []string, now time.Time) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s.next = k
+	s.next, s.lastErr = k, nil
 	if err != nil {
 		s.lastErr, s.failedAt = err, now
 	}

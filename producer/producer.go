@@ -6,6 +6,25 @@
 // machine's identity key, and stored on the recipient's subject. Publish
 // returns only after JetStream has acknowledged every copy; a retried
 // Publish with the same message ID is deduplicated by the broker.
+//
+// # Key service calls
+//
+// The producer is built so that a remote key service (Vault) is asked as
+// rarely as possible:
+//
+//   - a data key is reused for one recipient set within limits (messages,
+//     bytes, age; see [Config]), and its successor is wrapped in the
+//     background before the limit is reached, so at steady state one wrap
+//     per recipient serves [DefaultKeyMessages] messages;
+//   - envelopes are signed in batches (format version 2): a lone message
+//     is signed at once, and messages published while a signature is
+//     being made share the next one, each envelope carrying its Merkle
+//     inclusion proof, so the signing rate is bounded by the key service's
+//     latency, not by the message rate.
+//
+// With [Config].Registry the wrapped keys go to the wrapped-key registry
+// instead of into each envelope, so that they can be rewrapped, granted
+// and destroyed later (package registry).
 package producer
 
 import (
@@ -174,7 +193,8 @@ func (p *Producer) seal(ctx context.Context, o *options, k *dataKey, evs []Publi
 }
 
 // store publishes one sealed copy, retrying transient failures.
-func (p *Producer) store(ctx context.Context, o *options, ev *PublishEvent, b []byte) (seq uint64, dup bool, err error) {
+func (p *Producer) store(ctx context.Context, o *options, ev *PublishEvent,
+	b []byte) (seq uint64, dup bool, err error) {
 	msg := &nats.Msg{Subject: ev.Subject, Data: b}
 	var last error
 	for range p.cfg.Retries + 1 {

@@ -169,3 +169,32 @@ func TestKeyRingOneWrapAtATime(t *testing.T) {
 		t.Errorf("wraps = %d, want 1", got)
 	}
 }
+
+// TestKeyRingDropsAStaleSuccessor lets a successor, wrapped ahead, grow
+// too old before it is needed: it is never used, and the next key is
+// wrapped afresh.
+func TestKeyRingDropsAStaleSuccessor(t *testing.T) {
+	f := newFakeKeys()
+	now := time.Unix(1_000_000, 0)
+	r := ringFor(t, f, Config{KeyMessages: 4, KeyAge: time.Minute, Now: func() time.Time { return now }})
+	ctx := context.Background()
+	rcpts := []string{"billing"}
+	for range 3 { // 3 of 4: a successor is wrapped
+		if _, err := r.take(ctx, rcpts, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "background refresh", func() bool { return r.issuedKeys() == 2 })
+	r.mu.Lock()
+	stale := r.slots["billing"].next
+	r.mu.Unlock()
+
+	now = now.Add(2 * time.Minute)
+	k, err := r.take(ctx, rcpts, 1)
+	if err != nil {
+		t.Fatalf("take after the successor expired = %v", err)
+	}
+	if k == stale || now.Sub(k.created) >= time.Minute {
+		t.Errorf("take used a key created %v ago, want a fresh one", now.Sub(k.created))
+	}
+}

@@ -100,6 +100,10 @@ type GrantRequest struct {
 	Keys []KeyRef
 	// By names who asked, and Reason why; both go into the record.
 	By, Reason string
+	// OnGrant, if set, is called with each record once it is stored, for
+	// the audit trail; a later failure does not undo earlier grants. It
+	// must not block.
+	OnGrant func(GrantRecord)
 }
 
 // GrantRecord is the lasting record of one grant, stored in the registry
@@ -161,6 +165,9 @@ func (a *Admin) Grant(ctx context.Context, g Granter, req GrantRequest) ([]Grant
 		}
 		if err := a.putRecord(ctx, rec); err != nil {
 			return recs, err
+		}
+		if req.OnGrant != nil {
+			req.OnGrant(rec)
 		}
 		recs = append(recs, rec)
 	}

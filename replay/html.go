@@ -24,6 +24,8 @@ const (
 	labelWidth  = 180
 	rowHeight   = 28
 	chartMargin = 20
+	// barTextWidth is kept free after the longest bar for its counts.
+	barTextWidth = 90
 )
 
 // point is one message on the timeline.
@@ -37,7 +39,7 @@ type point struct {
 // bar is one flow's stacked counts.
 type bar struct {
 	Label                 string
-	Y                     float64
+	Y, X                  float64
 	Valid, Failed, Miss   float64 // widths
 	NValid, NFail, NMiss  int
 	FailedX, MissX, TextX float64
@@ -89,7 +91,8 @@ func (r *Report) WriteHTML(w io.Writer) error {
 			Title: fmt.Sprintf("seq %d %s %s %s", m.Seq, m.MessageID, m.Status, m.Problem),
 		})
 	}
-	d.Bars = bars(r.Messages, flows, plot)
+	// The bars leave room at their end for the counts.
+	d.Bars = bars(r.Messages, flows, plot-barTextWidth)
 	return reportTemplate.Execute(w, d)
 }
 
@@ -153,7 +156,8 @@ func bars(ms []Message, flows []string, plot float64) []bar {
 			Valid: unit * float64(c[0]), Failed: unit * float64(c[1]), Miss: unit * float64(c[2]),
 			NValid: c[0], NFail: c[1], NMiss: c[2],
 		}
-		b.FailedX = labelWidth + chartMargin + b.Valid
+		b.X = labelWidth + chartMargin
+		b.FailedX = b.X + b.Valid
 		b.MissX = b.FailedX + b.Failed
 		b.TextX = b.MissX + 6
 		out[i] = b

@@ -107,7 +107,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r := &run{cfg: cfg, rep: &Report{Generated: cfg.Now().UTC(), By: cfg.Keys.Identity(), Filter: cfg.Filter}}
 	if cfg.Report != nil {
-		cfg.Report(audit.Record{Kind: audit.KindReplay, Detail: filterText(cfg.Filter), Action: decryptAction(cfg.Decrypt)})
+		cfg.Report(audit.Record{
+			Kind: audit.KindReplay, Detail: filterText(cfg.Filter), Action: decryptAction(cfg.Decrypt),
+		})
 	}
 	r.loadTrail(ctx)
 	if err := r.scan(ctx); err != nil {

@@ -206,8 +206,9 @@ func ReadJSON(rd io.Reader) (*Report, error) {
 // signature over the JSON form of the report.
 func (r *Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
-	cw.Write([]string{"seq", "stored", "status", "problem", "message_id", "sender", "recipient",
-		"type", "created", "digest", "published", "delivered_to", "opened_by", "decrypted"})
+	header := []string{"seq", "stored", "status", "problem", "message_id", "sender", "recipient",
+		"type", "created", "digest", "published", "delivered_to", "opened_by", "decrypted"}
+	cw.Write(header)
 	for _, m := range r.Messages {
 		cw.Write([]string{
 			strconv.FormatUint(m.Seq, 10), timeText(m.Stored), string(m.Status), m.Problem,
@@ -216,7 +217,10 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		})
 	}
 	if r.Signature != nil {
-		cw.Write([]string{"#signature", r.Signature.Signer, r.Signature.KeyID, hex.EncodeToString(r.Signature.Value)})
+		// Padded to the header's width, so the file stays rectangular.
+		row := make([]string, len(header))
+		copy(row, []string{"#signature", r.Signature.Signer, r.Signature.KeyID, hex.EncodeToString(r.Signature.Value)})
+		cw.Write(row)
 	}
 	cw.Flush()
 	return cw.Error()

@@ -10,6 +10,7 @@ import (
 	"phix.dev/phix/broker"
 	"phix.dev/phix/identity"
 	"phix.dev/phix/keys"
+	"phix.dev/phix/registry"
 )
 
 // session is one machine's connection to the broker with its keys.
@@ -18,6 +19,8 @@ type session struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	keys    keys.Provider
+	vault   bool             // keys is the Vault provider (vault.go)
+	reg     *registry.Client // the machine's wrapped-key registry access
 }
 
 // connect loads the identity folder and connects to the broker as that
@@ -37,7 +40,7 @@ func connect(ctx context.Context, identityDir, url string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	kp, err := m.Keys()
+	kp, vault, err := machineKeys(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -50,9 +53,15 @@ func connect(ctx context.Context, identityDir, url string) (*session, error) {
 		nc.Close()
 		return nil, err
 	}
-	return &session{machine: m, nc: nc, js: js, keys: kp}, nil
+	reg, err := registry.NewClient(js, m.Name)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return &session{machine: m, nc: nc, js: js, keys: kp, vault: vault, reg: reg}, nil
 }
 
 func (s *session) close() {
 	s.nc.Drain()
+	closeKeys(s.keys)
 }

@@ -40,8 +40,8 @@ non-zero if any check fails.`,
 				if err != nil {
 					return err
 				}
-				cfg.ClientURL = cmp(cfg.ClientURL, ep.ClientURL)
-				cfg.MonitorURL = cmp(cfg.MonitorURL, ep.MonitorURL)
+				cfg.ClientURL = orDefault(cfg.ClientURL, ep.ClientURL)
+				cfg.MonitorURL = orDefault(cfg.MonitorURL, ep.MonitorURL)
 			}
 			ctx := cmd.Context()
 			r, err := compliance.Run(ctx, cfg)
@@ -87,8 +87,8 @@ non-zero if any check fails.`,
 	return cmd
 }
 
-// cmp returns a unless it is "", else b.
-func cmp(a, b string) string {
+// orDefault returns a unless it is "", else b.
+func orDefault(a, b string) string {
 	if a != "" {
 		return a
 	}
@@ -120,7 +120,7 @@ func signReport(cmd *cobra.Command, cfg compliance.Config, r *compliance.Report)
 
 func printReport(w io.Writer, r *compliance.Report, s *compliance.Signed) {
 	fmt.Fprintf(w, "phix doctor: %s, broker %s, monitoring %s\n\n",
-		r.Policy, r.ClientURL, cmp(r.MonitorURL, "none"))
+		r.Policy, r.ClientURL, orDefault(r.MonitorURL, "none"))
 	for _, c := range r.Checks {
 		fmt.Fprintf(w, "%-4s  %-19s %s: %s\n", strings.ToUpper(string(c.Status)), c.Standard, c.ID, c.Title)
 		for _, d := range c.Details {

@@ -57,7 +57,8 @@ with MSH, FHS or BHS) and FHIR JSON (starts with '{') are recognised.`,
 			if err != nil {
 				return err
 			}
-			p, err := producer.New(s.js, s.keys, producer.Config{OnPublish: rep.OnPublish, Allow: allow})
+			p, err := producer.New(s.js, s.keys, producer.Config{OnPublish: rep.OnPublish, Allow: allow,
+				Registry: s.producerRegistry()})
 			if err != nil {
 				return err
 			}

@@ -42,7 +42,8 @@ verification are quarantined with a reason and never printed.`,
 			}
 			defer stopReports()
 			c, err := consumer.New(s.js, s.keys, consumer.Config{
-				OnOpen: rep.OnOpen,
+				Registry: s.reg,
+				OnOpen:   rep.OnOpen,
 				OnReject: func(r *consumer.RejectError) {
 					rep.OnReject(r)
 					e.log.Warn("message quarantined", "reason", r.Reason, "subject", r.Subject,

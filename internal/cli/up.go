@@ -14,6 +14,7 @@ import (
 
 func newUp(e *env) *cobra.Command {
 	var dir, listen, monitor string
+	var vf vaultFlags // vault.go
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the embedded broker with the local key provider",
@@ -22,7 +23,13 @@ nothing installed. On first start it writes the demo access policy to
 DIR/policy.yaml and creates a development CA and an identity for each of
 its machines under DIR/identities; later starts reuse them and renew
 certificates that are close to expiry. Changes to policy.yaml apply while
-running. Runs until interrupted.`,
+running. Runs until interrupted.
+
+With --vault ADDR (and an operator token in --vault-token-file or
+VAULT_TOKEN), the machines' keys live in Vault instead: phix provisions
+their transit keys, policies and AppRoles from the policy, writes each
+identity folder a vault.json and an AppRole secret ID file, and creates the
+keyadmin identity used by phix keys.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host, port, err := splitListen(listen)
@@ -46,6 +53,10 @@ running. Runs until interrupted.`,
 			if err := identity.Init(dir, machines); err != nil {
 				return err
 			}
+			keyAdmins, err := setUpVault(cmd.Context(), &vf, dir, pol) // vault.go; nil without --vault
+			if err != nil {
+				return err
+			}
 			tlsConf, err := identity.BrokerTLS(dir)
 			if err != nil {
 				return err
@@ -63,6 +74,7 @@ running. Runs until interrupted.`,
 				TLS:         tlsConf,
 				Policy:      pol,
 				MonitorPort: monPort,
+				KeyAdmins:   keyAdmins,
 				Logger:      e.log,
 			})
 			if err != nil {
@@ -98,6 +110,7 @@ running. Runs until interrupted.`,
 	cmd.Flags().StringVar(&dir, "data", "phix-data", "data folder for keys, certificates and the message store")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4222", "address for client connections (TLS 1.3 only)")
 	cmd.Flags().StringVar(&monitor, "monitor", "8222", "port of the HTTPS monitoring endpoint on the --listen host (0: any free port, off: none)")
+	vf.add(cmd, "use the Vault at this address as key provider instead of local keys")
 	return cmd
 }
 

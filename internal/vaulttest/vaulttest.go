@@ -3,7 +3,10 @@
 // The server binary is the pinned build from e2e/vaultd (see ensure.sh
 // there). Each [Start] gets its own process, ports, root token and HOME, so
 // tests may run in parallel. A dev server keeps everything in memory and is
-// unsealed: it is test infrastructure only.
+// unsealed: it is test infrastructure only. [StartPersistent] runs a
+// server on file storage instead, which [Server.Stop] and
+// [Server.Restart] take down and bring back with its data, for outage
+// tests.
 package vaulttest
 
 import (

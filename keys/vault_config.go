@@ -124,7 +124,7 @@ func cleanMount(m, def string) (string, error) {
 func newVaultClient(addr, caCert string) (*api.Client, error) {
 	tr := &http.Transport{
 		Proxy:               nil,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS13},
 		TLSHandshakeTimeout: 10 * time.Second,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,

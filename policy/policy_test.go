@@ -50,8 +50,10 @@ func TestBrokerUsers(t *testing.T) {
 				"$KV.PHIX_DATAKEYS.lab-feed.*.ehr-ingest",
 				"phix.audit.lab-feed",
 				"phix.msg.lab-feed.billing.fhir",
+				"phix.msg.lab-feed.billing.fhir-event",
 				"phix.msg.lab-feed.billing.hl7v2",
 				"phix.msg.lab-feed.ehr-ingest.fhir",
+				"phix.msg.lab-feed.ehr-ingest.fhir-event",
 				"phix.msg.lab-feed.ehr-ingest.hl7v2",
 			},
 			Subscribe: []string{"_INBOX.lab-feed.>"},
@@ -114,13 +116,18 @@ func TestInboxConsumers(t *testing.T) {
 	want := []policy.InboxConsumer{
 		{
 			Machine: "ehr-ingest", Stream: "PHIX_MSGS", Durable: "inbox-ehr-ingest",
-			Filters: []string{"phix.msg.lab-feed.ehr-ingest.fhir", "phix.msg.lab-feed.ehr-ingest.hl7v2"},
+			Filters: []string{
+				"phix.msg.lab-feed.ehr-ingest.fhir",
+				"phix.msg.lab-feed.ehr-ingest.fhir-event",
+				"phix.msg.lab-feed.ehr-ingest.hl7v2",
+			},
 		},
 		{
 			Machine: "billing", Stream: "PHIX_MSGS", Durable: "inbox-billing",
 			Filters: []string{
 				"phix.msg.ehr-ingest.billing.fhir",
 				"phix.msg.lab-feed.billing.fhir",
+				"phix.msg.lab-feed.billing.fhir-event",
 				"phix.msg.lab-feed.billing.hl7v2",
 			},
 		},

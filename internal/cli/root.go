@@ -16,9 +16,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// DemoMachines are the identities `phix up` creates on first start.
-var DemoMachines = []string{"lab-feed", "ehr-ingest", "billing"}
-
 // Main runs the command line with args and returns the exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -17,7 +17,7 @@ func newUp(e *env) *cobra.Command {
 	var vf vaultFlags // vault.go
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run the embedded broker with the local key provider",
+		Short: "Run the embedded broker (local keys by default, or Vault)",
 		Long: `Run the embedded broker on the local key provider, the default that needs
 nothing installed. On first start it writes the demo access policy to
 DIR/policy.yaml and creates a development CA and an identity for each of

@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"phix.dev/phix/broker"
+	"phix.dev/phix/audit"
 	"phix.dev/phix/compliance"
 	"phix.dev/phix/consumer"
 	"phix.dev/phix/identity"
@@ -567,4 +568,52 @@ func TestDoctor(t *testing.T) {
 	if !strings.Contains(out.String(), "FAIL  164.312(a)(2)(iii)") {
 		t.Errorf("phix doctor output lacks the failed standard:\n%s", out.String())
 	}
+}
+
+// The audit-trail check verifies the live trail against the broker's audit
+// key: with another key in its place, the signed checkpoints no longer
+// verify and the check fails naming 164.312(b).
+func TestDoctorCatchesAnUnverifiableAuditTrail(t *testing.T) {
+	d := startSecured(t, "")
+	var out, errOut bytes.Buffer
+	export := []string{"audit", "export", "--identity", filepath.Join(d.dir, "identities", "auditor"),
+		"--out", filepath.Join(t.TempDir(), "trail.jsonl")}
+	if code := cli.Main(export, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("phix audit export = exit %d: %s", code, errOut.String())
+	}
+	cfg := compliance.Config{DataDir: d.dir, ClientURL: d.b.ClientURL(), MonitorURL: d.b.MonitorURL()}
+	if c := auditCheck(t, cfg); c.Status != compliance.Pass {
+		t.Fatalf("audit-trail check on an intact trail = %s %v, want pass", c.Status, c.Details)
+	}
+
+	other := t.TempDir()
+	if _, err := audit.LoadOrCreateSigner(other); err != nil {
+		t.Fatal(err)
+	}
+	forged, err := os.ReadFile(filepath.Join(other, audit.PublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d.dir, "broker", audit.PublicKeyFile), forged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := auditCheck(t, cfg)
+	if c.Status != compliance.Fail || c.Standard != "164.312(b)" {
+		t.Errorf("audit-trail check under another key = %s %s %v, want a 164.312(b) failure", c.Status, c.Standard, c.Details)
+	}
+}
+
+func auditCheck(t *testing.T, cfg compliance.Config) compliance.Check {
+	t.Helper()
+	r, err := compliance.Run(withTimeout(t, 60*time.Second), cfg)
+	if err != nil {
+		t.Fatalf("compliance.Run: %v", err)
+	}
+	for _, c := range r.Checks {
+		if c.ID == "audit-trail" {
+			return c
+		}
+	}
+	t.Fatal("report has no audit-trail check")
+	return compliance.Check{}
 }

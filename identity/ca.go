@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"phix.dev/phix/internal/securefile"
 	"slices"
 	"time"
 
@@ -177,7 +178,7 @@ func createCA(certPath, keyPath string) ([]byte, error) {
 	}
 
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	err = writeNewFile(certPath, certPEM, 0o644)
+	err = securefile.WriteNew(certPath, certPEM, 0o644)
 	if errors.Is(err, fs.ErrExist) {
 		return os.ReadFile(certPath) // another Init created the CA first
 	}
@@ -201,7 +202,7 @@ func ensureLeaf(ca *authority, certPath, keyPath string, p profile) error {
 	if err != nil {
 		return fmt.Errorf("identity: issuing %s: %v", certPath, err)
 	}
-	if err := replaceFile(certPath, certPEM, 0o644); err != nil {
+	if err := securefile.Replace(certPath, certPEM, 0o644); err != nil {
 		return fmt.Errorf("identity: writing %s: %w", certPath, err)
 	}
 	return nil
@@ -275,7 +276,7 @@ func loadOrCreateKey(path string) (*ecdsa.PrivateKey, error) {
 		return nil, err
 	}
 	defer clear(der)
-	err = writeNewFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	err = securefile.WriteNew(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return loadKey(path)
 	}

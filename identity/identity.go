@@ -35,6 +35,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"phix.dev/phix/internal/securefile"
 	"slices"
 
 	"phix.dev/phix/internal/subjects"
@@ -199,7 +200,7 @@ func writeIfChanged(path string, data []byte, perm fs.FileMode) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	if err := replaceFile(path, data, perm); err != nil {
+	if err := securefile.Replace(path, data, perm); err != nil {
 		return fmt.Errorf("identity: writing %s: %w", path, err)
 	}
 	return nil

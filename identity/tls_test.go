@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"phix.dev/phix/internal/securefile"
 	"testing"
 	"time"
 )
@@ -241,7 +242,7 @@ func reissue(t testing.TB, ca *authority, certPath, keyPath string, tmpl *x509.C
 	if err != nil {
 		t.Fatalf("issue = %v, want nil", err)
 	}
-	if err := replaceFile(certPath, certPEM, 0o644); err != nil {
+	if err := securefile.Replace(certPath, certPEM, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

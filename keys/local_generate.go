@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"phix.dev/phix/internal/securefile"
 	"strconv"
 
 	"phix.dev/phix/internal/subjects"
@@ -56,7 +57,7 @@ func GenerateLocal(keyDir, directoryDir, name string) error {
 	if old, err := readPublicFile(path); err == nil && bytes.Equal(old, rec) {
 		return nil
 	}
-	if err := replaceFile(path, rec, 0o644); err != nil {
+	if err := securefile.Replace(path, rec, 0o644); err != nil {
 		return fmt.Errorf("keys: writing directory record: %w", err)
 	}
 	return nil
@@ -75,7 +76,7 @@ func loadOrCreate[K any](path string, create func() (K, []byte, error),
 	if err != nil {
 		return k, err
 	}
-	err = writeNewFile(path, encoded, 0o600)
+	err = securefile.WriteNew(path, encoded, 0o600)
 	clear(encoded)
 	if errors.Is(err, fs.ErrExist) {
 		return load(path)

@@ -1,12 +1,9 @@
 package keys
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
 )
 
@@ -63,54 +60,4 @@ func readBounded(r io.Reader, path string) ([]byte, error) {
 		return nil, fmt.Errorf("keys: %s is larger than %d bytes", path, maxKeyFileSize)
 	}
 	return b, nil
-}
-
-// writeNewFile writes data to path with mode perm, failing with an error
-// matching [fs.ErrExist] if path already exists. It never replaces an
-// existing file, so two processes generating the same key cannot leave
-// two different keys in use, and a crash never leaves a half-written key:
-// the data is written to a temporary file that is then hard-linked into
-// place.
-func writeNewFile(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	return os.Link(tmp, path)
-}
-
-// replaceFile atomically replaces path with data, so readers see either
-// the old or the new content.
-func replaceFile(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
-}
-
-// writeTemp writes data to a new temporary file beside path and returns
-// its name. The file is created with mode 0600 and widened to perm only
-// after that, so private data is never briefly readable by others.
-func writeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return "", err
-	}
-	err = errors.Join(f.Chmod(perm), writeAll(f, data), f.Sync(), f.Close())
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-func writeAll(w io.Writer, data []byte) error {
-	_, err := w.Write(data)
-	return err
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"phix.dev/phix/internal/securefile"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -72,7 +72,10 @@ func RevokeFile(path, machine, reason string, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
-	return replaceFile(path, out, fi.Mode().Perm())
+	if err := securefile.Replace(path, out, fi.Mode().Perm()); err != nil {
+		return fmt.Errorf("policy: writing %s: %w", path, err)
+	}
+	return nil
 }
 
 // machineNode finds the mapping of machine in the machines list.
@@ -107,23 +110,4 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 
 func scalar(v string) *yaml.Node {
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v}
-}
-
-// replaceFile writes data to a temporary file beside path and renames it
-// over path.
-func replaceFile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("policy: %w", err)
-	}
-	_, werr := f.Write(data)
-	if err := errors.Join(werr, f.Chmod(perm), f.Sync(), f.Close()); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("policy: writing %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("policy: %w", err)
-	}
-	return nil
 }

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"phix.dev/phix/consumer"
 	"phix.dev/phix/identity"
 	"phix.dev/phix/internal/subjects"
+	"phix.dev/phix/internal/testcases"
 	"phix.dev/phix/keys"
 	"phix.dev/phix/producer"
 )
@@ -114,21 +114,10 @@ func (m *machine) consumer(t testing.TB, cfg consumer.Config) *consumer.Consumer
 	return c
 }
 
-// casesDir returns the shared HL7 v2 / FHIR test inputs. In CI they must
-// be there; on a developer machine without them the test is skipped.
+// casesDir returns the shared HL7 v2 and FHIR test inputs.
 func casesDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("PHIX_CASES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "cases", "hl7fhir")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("test cases not found at %s (set PHIX_CASES): %v", dir, err)
-		}
-		t.Skipf("test cases not found at %s (set PHIX_CASES)", dir)
-	}
-	return dir
+	return testcases.Dir(t)
 }
 
 func withTimeout(t testing.TB, d time.Duration) context.Context {

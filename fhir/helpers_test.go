@@ -15,23 +15,13 @@ import (
 	"testing"
 
 	"phix.dev/phix/fhir"
+	"phix.dev/phix/internal/testcases"
 )
 
-// casesDir returns the shared FHIR test inputs. In CI they must be there;
-// on a developer machine without them the test is skipped.
+// casesDir returns the shared HL7 v2 and FHIR test inputs.
 func casesDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("PHIX_CASES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "cases", "hl7fhir")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("test cases not found at %s (set PHIX_CASES): %v", dir, err)
-		}
-		t.Skipf("test cases not found at %s (set PHIX_CASES)", dir)
-	}
-	return dir
+	return testcases.Dir(t)
 }
 
 // readCase returns the JSON body of the case whose file name starts with

@@ -12,24 +12,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"phix.dev/phix/internal/testcases"
 	"phix.dev/phix/mllp"
 )
 
-// casesDir returns the shared HL7 v2 test inputs. In CI they must be
-// there; on a developer machine without them the test is skipped.
+// casesDir returns the shared HL7 v2 and FHIR test inputs.
 func casesDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("PHIX_CASES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "cases", "hl7fhir")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("test cases not found at %s (set PHIX_CASES): %v", dir, err)
-		}
-		t.Skipf("test cases not found at %s (set PHIX_CASES)", dir)
-	}
-	return dir
+	return testcases.Dir(t)
 }
 
 func loadCase(t testing.TB, name string) []byte {

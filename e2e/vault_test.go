@@ -344,7 +344,9 @@ func TestVaultEndToEnd(t *testing.T) {
 		if v, err := d.admin.RotateKey(ctx, "lab-feed", keys.VaultSignKey); err != nil || v != 2 {
 			t.Fatalf("RotateKey(lab-feed, sign) = %d, %v; want 2", v, err)
 		}
-		publish(2) // signed with the new version
+		// Signed by the session key whose delegation key version 1 made:
+		// it stays valid until it expires.
+		publish(2)
 
 		for _, m := range []string{"ehr-ingest", "billing"} {
 			before, err := reg.Entries(ctx, registry.Filter{Reader: m})
@@ -465,9 +467,10 @@ func TestVaultEndToEnd(t *testing.T) {
 
 // TestVaultRestartLosesNothing stops Vault in the middle of a stream of
 // messages and starts it again. Consumers keep opening messages whose
-// data keys they cache; a publish made while Vault is down waits for its
-// signature and completes once Vault is back; every message arrives
-// exactly once and none is quarantined.
+// data keys they cache; publishing goes on while Vault is down, on the
+// cached data key and the delegated signing key, and fails clearly once
+// either is spent; every message arrives exactly once and none is
+// quarantined.
 func TestVaultRestartLosesNothing(t *testing.T) {
 	d := startVaultPhix(t, vaulttest.StartPersistent)
 	lab, ehr, billing := d.machine(t, "lab-feed"), d.machine(t, "ehr-ingest"), d.machine(t, "billing")
@@ -537,15 +540,24 @@ func TestVaultRestartLosesNothing(t *testing.T) {
 		}
 	})
 
-	// This publish waits for Vault: its signature cannot be made.
-	waiting := make(chan error, 1)
-	go func() { waiting <- publish(total / 3) }()
-	time.Sleep(time.Second)
+	// The data key is cached and the session key's delegation valid, so
+	// publishing needs no Vault call at all.
+	t.Run("publishing goes on with Vault down", func(t *testing.T) {
+		keyCalls := func() float64 { return vaultCalls(t, "sign") + vaultCalls(t, "encrypt") }
+		calls := keyCalls()
+		for i := total / 3; i < 2*total/3; i++ {
+			rc, err := p.Publish(ctx, rcpts, fmt.Appendf(nil, "synthetic %d", i))
+			if err != nil {
+				t.Fatalf("Publish %d with Vault down = %v, want the cached keys used", i, err)
+			}
+			ids = append(ids, rc.MessageID)
+		}
+		if n := keyCalls() - calls; n != 0 {
+			t.Errorf("Vault sign and encrypt calls while publishing %d messages = %v, want 0", total/3, n)
+		}
+	})
 	d.vault.Restart(t)
-	if err := <-waiting; err != nil {
-		t.Fatal(err)
-	}
-	for i := total/3 + 1; i < total; i++ {
+	for i := len(ids); i < total; i++ {
 		if err := publish(i); err != nil {
 			t.Fatal(err)
 		}
@@ -577,13 +589,52 @@ func TestVaultRestartLosesNothing(t *testing.T) {
 				"matching keys.ErrUnavailable", err)
 		}
 	})
+
+	t.Run("once the signing delegation expires, publishing fails clearly", func(t *testing.T) {
+		var mu sync.Mutex
+		now := time.Now()
+		clock := func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return now
+		}
+		advance := func(d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			now = now.Add(d)
+		}
+		p := lab.producer(t, producer.Config{
+			SigningKeyLifetime: time.Hour, KeyAge: 3 * time.Hour, SignWait: -1, Now: clock,
+		})
+		if _, err := p.Publish(ctx, rcpts, []byte("synthetic")); err != nil {
+			t.Fatalf("Publish before the outage: %v", err)
+		}
+		d.vault.Stop()
+		defer d.vault.Restart(t)
+		for _, step := range []time.Duration{20 * time.Minute, 30 * time.Minute, 9 * time.Minute} {
+			advance(step)
+			if _, err := p.Publish(ctx, rcpts, []byte("synthetic")); err != nil {
+				t.Fatalf("Publish with Vault down, delegation valid = %v, want success", err)
+			}
+		}
+		advance(2 * time.Minute) // 61 minutes: past not-after
+		_, err := p.Publish(ctx, rcpts, []byte("synthetic"))
+		if !errors.Is(err, keys.ErrUnavailable) || !strings.Contains(err.Error(), "delegation") {
+			t.Errorf("Publish with Vault down and the delegation expired = %v, want a delegation "+
+				"error matching keys.ErrUnavailable", err)
+		}
+		if n := p.SigningSessions(); n != 1 {
+			t.Errorf("SigningSessions() = %d, want 1 (renewals failed)", n)
+		}
+	})
 }
 
 // BenchmarkVaultPublish publishes 1 KiB messages to two recipients from
 // many goroutines (16 per CPU) with the Vault provider, and the same bytes
 // with plain JetStream, on the same broker in the same run. It reports the Vault
 // requests made per 10,000 messages, split into data key wraps and
-// signatures, and the envelopes each signature covered.
+// signatures, the envelopes each (session key) signature covered, and the
+// delegated signing keys made, each of which cost Vault one signature.
 //
 //	go test ./e2e -run '^$' -bench VaultPublish
 func BenchmarkVaultPublish(b *testing.B) {
@@ -637,6 +688,7 @@ func BenchmarkVaultPublish(b *testing.B) {
 		if sigs, envs := p.Signatures(); sigs > sigs0 {
 			b.ReportMetric(float64(envs-envs0)/float64(sigs-sigs0), "envelopes/signature")
 		}
+		b.ReportMetric(float64(p.SigningSessions()), "signing-sessions")
 	})
 }
 

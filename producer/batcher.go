@@ -39,6 +39,9 @@ type batcher struct {
 	s    envelope.Signer
 	max  int
 	wait time.Duration
+	// sessions, if not nil, supplies a delegated session key that signs
+	// instead of s.
+	sessions *sessions
 
 	// mu guards queue and running.
 	mu      sync.Mutex
@@ -130,6 +133,22 @@ func (b *batcher) takeLocked() []*signRequest {
 	return reqs
 }
 
+// signAll signs us with one signature: by the session key if there are
+// sessions, else by the key provider.
+func (b *batcher) signAll(us []*envelope.Unsigned) ([][]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), signTimeout)
+	defer cancel()
+	var s envelope.Signer = b.s
+	if b.sessions != nil {
+		ss, err := b.sessions.get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s = ss
+	}
+	return envelope.SignBatch(ctx, s, us)
+}
+
 // signBatch signs the envelopes of reqs with one signature and completes
 // each request, except those to try again because the key service was
 // unavailable and their deadline has not passed, which it returns.
@@ -138,9 +157,7 @@ func (b *batcher) signBatch(reqs []*signRequest) (retry []*signRequest) {
 	for _, r := range reqs {
 		all = append(all, r.us...)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), signTimeout)
-	out, err := envelope.SignBatch(ctx, b.s, all)
-	cancel()
+	out, err := b.signAll(all)
 	if err == nil {
 		b.signatures.Add(1)
 		b.envelopes.Add(int64(len(all)))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"phix.dev/phix/internal/envelope"
+	"phix.dev/phix/keys"
 )
 
 // Default limits on reusing one data key. A data key is never reused
@@ -48,6 +49,19 @@ type Config struct {
 	// with the key service's error; nothing is published meanwhile. Zero
 	// means 15 seconds; negative means fail at the first refusal.
 	SignWait time.Duration
+
+	// SigningKeyLifetime turns on delegated signing: the producer makes
+	// an Ed25519 session key in memory, has the key provider sign a
+	// delegation to it valid for this long, and signs envelope batches
+	// with it locally (schemas/envelope-v2.md, "Delegated signing"). The
+	// key provider is then asked to sign once per lifetime instead of
+	// once per batch, and publishing continues through a key service
+	// outage until the delegation expires. A successor is made in the
+	// background from 75% of the lifetime on. Zero means
+	// [DefaultSigningKeyLifetime] with a provider that signs remotely
+	// (*keys.Vault) and off with any other, which signs locally anyway;
+	// negative means off. At most 23h55m.
+	SigningKeyLifetime time.Duration
 
 	// Retries is how many times a failed JetStream publish of one copy is
 	// retried before Publish gives up. Retries are safe because every copy
@@ -96,6 +110,21 @@ type PublishEvent struct {
 	Seq              uint64 // stream sequence; 0 on failure
 	Duplicate        bool   // the broker already held this copy
 	Err              error  // nil on success
+}
+
+// signingKeyLifetime returns the lifetime of delegated signing keys for
+// provider kp, zero for none.
+func (c Config) signingKeyLifetime(kp keys.Provider) (time.Duration, error) {
+	life := c.SigningKeyLifetime
+	if life == 0 {
+		if _, remote := kp.(*keys.Vault); remote {
+			life = DefaultSigningKeyLifetime
+		}
+	}
+	if life > maxSigningKeyLifetime {
+		return 0, fmt.Errorf("producer: SigningKeyLifetime %v over %v", life, maxSigningKeyLifetime)
+	}
+	return max(life, 0), nil
 }
 
 func (c Config) withDefaults() (Config, error) {

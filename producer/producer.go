@@ -20,7 +20,11 @@
 //     is signed at once, and messages published while a signature is
 //     being made share the next one, each envelope carrying its Merkle
 //     inclusion proof, so the signing rate is bounded by the key service's
-//     latency, not by the message rate.
+//     latency, not by the message rate;
+//   - with a remote key service, batches are signed by a short-lived
+//     session key held in memory, which the identity key delegates to
+//     once per [Config].SigningKeyLifetime, so signing costs the key
+//     service one call an hour and goes on while it is unreachable.
 //
 // With [Config].Registry the wrapped keys go to the wrapped-key registry
 // instead of into each envelope, so that they can be rewrapped, granted
@@ -72,11 +76,19 @@ func New(js jetstream.JetStream, kp keys.Provider, cfg Config) (*Producer, error
 	if err != nil {
 		return nil, err
 	}
-	return &Producer{
+	life, err := cfg.signingKeyLifetime(kp)
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{
 		js: js, kp: kp, cfg: cfg,
 		ring:  newKeyRing(kp, cfg),
 		batch: newBatcher(kp, cfg.MaxBatch, cfg.SignWait),
-	}, nil
+	}
+	if life > 0 {
+		p.batch.sessions = newSessions(kp, life, cfg.Now)
+	}
+	return p, nil
 }
 
 // Receipt describes a message that the broker has stored.
@@ -101,8 +113,10 @@ type Receipt struct {
 //
 // While the key service is unreachable, Publish keeps working as long as
 // the data key in use for the recipients lasts (see [Config.KeyMessages])
-// and signatures can be made; it then fails with the key service's error
-// (keys.ErrUnavailable), and works again once the service is back.
+// and signatures can be made (with delegated signing, until the
+// delegation expires; see [Config.SigningKeyLifetime]); it then fails with
+// the key service's error (keys.ErrUnavailable), and works again once the
+// service is back.
 func (p *Producer) Publish(ctx context.Context, recipients []string, payload []byte, opts ...Option) (*Receipt, error) {
 	o, err := p.options(recipients, opts)
 	if err != nil {
@@ -228,6 +242,16 @@ func (p *Producer) DataKeysIssued() int { return p.ring.issuedKeys() }
 // envelopes they covered, which shows batching at work.
 func (p *Producer) Signatures() (signatures, envelopes int64) {
 	return p.batch.signatures.Load(), p.batch.envelopes.Load()
+}
+
+// SigningSessions reports how many delegated signing keys p has made,
+// each costing the key provider one signature (two for the first, which
+// learns the key version); 0 when delegated signing is off.
+func (p *Producer) SigningSessions() int {
+	if p.batch.sessions == nil {
+		return 0
+	}
+	return p.batch.sessions.count()
 }
 
 // NewMessageID returns a fresh random message ID (128 bits, hex).

@@ -43,7 +43,11 @@ type Envelope struct {
 	SignerKeyId string `protobuf:"bytes,5,opt,name=signer_key_id,json=signerKeyId,proto3" json:"signer_key_id,omitempty"`
 	// Version 2 only: where this envelope sits in the batch whose root the
 	// signature covers (envelope-v2.md section "Batch signature").
-	Batch         *BatchProof `protobuf:"bytes,6,opt,name=batch,proto3" json:"batch,omitempty"`
+	Batch *BatchProof `protobuf:"bytes,6,opt,name=batch,proto3" json:"batch,omitempty"`
+	// Version 2 only, optional: the sender's identity key (version
+	// signer_key_id) delegated signing to a short-lived session key, which
+	// made the signature (envelope-v2.md section "Delegated signing").
+	Delegation    *Delegation `protobuf:"bytes,7,opt,name=delegation,proto3" json:"delegation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -120,6 +124,70 @@ func (x *Envelope) GetBatch() *BatchProof {
 	return nil
 }
 
+func (x *Envelope) GetDelegation() *Delegation {
+	if x != nil {
+		return x.Delegation
+	}
+	return nil
+}
+
+// Delegation is a statement, signed by a machine's identity key, that a
+// session key may sign batches as that machine for a bounded time.
+type Delegation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The delegation statement: a fixed binary layout beginning with
+	// "phix/v2/delegation\x00" (envelope-v2.md section "Delegated signing").
+	Statement []byte `protobuf:"bytes,1,opt,name=statement,proto3" json:"statement,omitempty"`
+	// Ed25519 signature (64 bytes) of the statement by the identity key.
+	Signature     []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Delegation) Reset() {
+	*x = Delegation{}
+	mi := &file_envelope_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Delegation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Delegation) ProtoMessage() {}
+
+func (x *Delegation) ProtoReflect() protoreflect.Message {
+	mi := &file_envelope_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Delegation.ProtoReflect.Descriptor instead.
+func (*Delegation) Descriptor() ([]byte, []int) {
+	return file_envelope_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Delegation) GetStatement() []byte {
+	if x != nil {
+		return x.Statement
+	}
+	return nil
+}
+
+func (x *Delegation) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // BatchProof is an RFC 6962 inclusion proof of one envelope in a signed
 // batch of envelopes.
 type BatchProof struct {
@@ -136,7 +204,7 @@ type BatchProof struct {
 
 func (x *BatchProof) Reset() {
 	*x = BatchProof{}
-	mi := &file_envelope_proto_msgTypes[1]
+	mi := &file_envelope_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -148,7 +216,7 @@ func (x *BatchProof) String() string {
 func (*BatchProof) ProtoMessage() {}
 
 func (x *BatchProof) ProtoReflect() protoreflect.Message {
-	mi := &file_envelope_proto_msgTypes[1]
+	mi := &file_envelope_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -161,7 +229,7 @@ func (x *BatchProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchProof.ProtoReflect.Descriptor instead.
 func (*BatchProof) Descriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{1}
+	return file_envelope_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *BatchProof) GetTreeSize() uint64 {
@@ -220,7 +288,7 @@ type Header struct {
 
 func (x *Header) Reset() {
 	*x = Header{}
-	mi := &file_envelope_proto_msgTypes[2]
+	mi := &file_envelope_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -232,7 +300,7 @@ func (x *Header) String() string {
 func (*Header) ProtoMessage() {}
 
 func (x *Header) ProtoReflect() protoreflect.Message {
-	mi := &file_envelope_proto_msgTypes[2]
+	mi := &file_envelope_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -245,7 +313,7 @@ func (x *Header) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Header.ProtoReflect.Descriptor instead.
 func (*Header) Descriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{2}
+	return file_envelope_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Header) GetVersion() uint32 {
@@ -345,7 +413,7 @@ type WrappedKey struct {
 
 func (x *WrappedKey) Reset() {
 	*x = WrappedKey{}
-	mi := &file_envelope_proto_msgTypes[3]
+	mi := &file_envelope_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +425,7 @@ func (x *WrappedKey) String() string {
 func (*WrappedKey) ProtoMessage() {}
 
 func (x *WrappedKey) ProtoReflect() protoreflect.Message {
-	mi := &file_envelope_proto_msgTypes[3]
+	mi := &file_envelope_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +438,7 @@ func (x *WrappedKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WrappedKey.ProtoReflect.Descriptor instead.
 func (*WrappedKey) Descriptor() ([]byte, []int) {
-	return file_envelope_proto_rawDescGZIP(), []int{3}
+	return file_envelope_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WrappedKey) GetRecipient() string {
@@ -391,7 +459,7 @@ var File_envelope_proto protoreflect.FileDescriptor
 
 const file_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x0eenvelope.proto\x12\x10phix.envelope.v1\"\xf9\x01\n" +
+	"\x0eenvelope.proto\x12\x10phix.envelope.v1\"\xb7\x02\n" +
 	"\bEnvelope\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\fR\x06header\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12\x1e\n" +
@@ -400,7 +468,14 @@ const file_envelope_proto_rawDesc = "" +
 	"ciphertext\x12?\n" +
 	"\fwrapped_keys\x18\x04 \x03(\v2\x1c.phix.envelope.v1.WrappedKeyR\vwrappedKeys\x12\"\n" +
 	"\rsigner_key_id\x18\x05 \x01(\tR\vsignerKeyId\x122\n" +
-	"\x05batch\x18\x06 \x01(\v2\x1c.phix.envelope.v1.BatchProofR\x05batch\"\\\n" +
+	"\x05batch\x18\x06 \x01(\v2\x1c.phix.envelope.v1.BatchProofR\x05batch\x12<\n" +
+	"\n" +
+	"delegation\x18\a \x01(\v2\x1c.phix.envelope.v1.DelegationR\n" +
+	"delegation\"H\n" +
+	"\n" +
+	"Delegation\x12\x1c\n" +
+	"\tstatement\x18\x01 \x01(\fR\tstatement\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\"\\\n" +
 	"\n" +
 	"BatchProof\x12\x1b\n" +
 	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\x12\x1d\n" +
@@ -441,21 +516,23 @@ func file_envelope_proto_rawDescGZIP() []byte {
 	return file_envelope_proto_rawDescData
 }
 
-var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_envelope_proto_goTypes = []any{
 	(*Envelope)(nil),   // 0: phix.envelope.v1.Envelope
-	(*BatchProof)(nil), // 1: phix.envelope.v1.BatchProof
-	(*Header)(nil),     // 2: phix.envelope.v1.Header
-	(*WrappedKey)(nil), // 3: phix.envelope.v1.WrappedKey
+	(*Delegation)(nil), // 1: phix.envelope.v1.Delegation
+	(*BatchProof)(nil), // 2: phix.envelope.v1.BatchProof
+	(*Header)(nil),     // 3: phix.envelope.v1.Header
+	(*WrappedKey)(nil), // 4: phix.envelope.v1.WrappedKey
 }
 var file_envelope_proto_depIdxs = []int32{
-	3, // 0: phix.envelope.v1.Envelope.wrapped_keys:type_name -> phix.envelope.v1.WrappedKey
-	1, // 1: phix.envelope.v1.Envelope.batch:type_name -> phix.envelope.v1.BatchProof
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	4, // 0: phix.envelope.v1.Envelope.wrapped_keys:type_name -> phix.envelope.v1.WrappedKey
+	2, // 1: phix.envelope.v1.Envelope.batch:type_name -> phix.envelope.v1.BatchProof
+	1, // 2: phix.envelope.v1.Envelope.delegation:type_name -> phix.envelope.v1.Delegation
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_envelope_proto_init() }
@@ -469,7 +546,7 @@ func file_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_envelope_proto_rawDesc), len(file_envelope_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -23,7 +23,7 @@ func TestFieldNumbers(t *testing.T) {
 		{&schemas.Envelope{}, "phix.envelope.v1.Envelope", fields{
 			1: "header bytes", 2: "signature bytes", 3: "ciphertext bytes",
 			4: "wrapped_keys repeated message",
-			5: "signer_key_id string", 6: "batch message",
+			5: "signer_key_id string", 6: "batch message", 7: "delegation message",
 		}},
 		{&schemas.Header{}, "phix.envelope.v1.Header", fields{
 			1: "version uint32", 2: "message_id string", 3: "sender string",
@@ -37,6 +37,9 @@ func TestFieldNumbers(t *testing.T) {
 		}},
 		{&schemas.BatchProof{}, "phix.envelope.v1.BatchProof", fields{
 			1: "tree_size uint64", 2: "leaf_index uint64", 3: "path repeated bytes",
+		}},
+		{&schemas.Delegation{}, "phix.envelope.v1.Delegation", fields{
+			1: "statement bytes", 2: "signature bytes",
 		}},
 	}
 	for _, tt := range tests {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"phix.dev/phix/keys"
+	"phix.dev/phix/schemas"
 )
 
 // Unsigned is a version 2 envelope that is encrypted but not yet signed:
@@ -20,6 +22,8 @@ type Unsigned struct {
 	digest     [sha256.Size]byte
 	wrapped    []WrappedKey
 	leaf       [HashSize]byte
+	sender     string
+	created    time.Time
 }
 
 // CiphertextDigest returns the SHA-256 digest of the ciphertext.
@@ -72,6 +76,8 @@ func Prepare(m Meta, dk *keys.DataKey, wrapped []WrappedKey, plaintext []byte) (
 		header:     header,
 		ciphertext: newAEAD(pk).Seal(nil, zeroNonce[:], plaintext, header),
 		wrapped:    wrapped,
+		sender:     h.Sender,
+		created:    h.Created,
 	}
 	u.digest = sha256.Sum256(u.ciphertext)
 	u.leaf = leafHash(u.header, &u.digest)
@@ -85,10 +91,27 @@ func Prepare(m Meta, dk *keys.DataKey, wrapped []WrappedKey, plaintext []byte) (
 // envelope's inclusion proof. Each envelope verifies on its own. A lone
 // envelope is a tree of one, with an empty proof.
 //
+// When s is a [*Session], the session key signs and each envelope carries
+// the session's delegation; an envelope of another sender, or created
+// outside the delegation's validity, fails the batch with
+// [ErrSessionExpired] or an error wrapping [ErrMalformed].
+//
 // Errors from s are wrapped; nothing is returned for any envelope then.
 func SignBatch(ctx context.Context, s Signer, us []*Unsigned) ([][]byte, error) {
 	if len(us) == 0 || len(us) > MaxBatchSize {
 		return nil, fmt.Errorf("envelope: batch of %d envelopes, want 1 to %d", len(us), MaxBatchSize)
+	}
+	var deleg *schemas.Delegation
+	if ss, ok := s.(*Session); ok {
+		for _, u := range us {
+			if u.sender != ss.d.Machine {
+				return nil, malformed("session of %q signing for sender %q", ss.d.Machine, u.sender)
+			}
+			if !ss.covers(u.created) {
+				return nil, ErrSessionExpired
+			}
+		}
+		deleg = ss.proto()
 	}
 	leaves := make([][HashSize]byte, len(us))
 	for i, u := range us {
@@ -114,6 +137,7 @@ func SignBatch(ctx context.Context, s Signer, us []*Unsigned) ([][]byte, error) 
 			header: u.header, signature: sig, ciphertext: u.ciphertext, wrapped: u.wrapped,
 			signerKeyID: keyID,
 			proof:       &batchProof{size: size, index: uint64(i), path: paths[i]},
+			delegation:  deleg,
 		})
 		if err != nil {
 			return nil, err

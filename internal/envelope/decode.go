@@ -128,8 +128,8 @@ func fromProto(pe *schemas.Envelope, ph *schemas.Header) (*Envelope, error) {
 // finishV1 applies the rules of version 1: the signer key ID is in the
 // header, at least one wrapped key, no version 2 field.
 func (e *Envelope) finishV1(pe *schemas.Envelope) error {
-	if pe.GetSignerKeyId() != "" || pe.GetBatch() != nil {
-		return malformed("signer_key_id or batch in a version 1 envelope")
+	if pe.GetSignerKeyId() != "" || pe.GetBatch() != nil || pe.GetDelegation() != nil {
+		return malformed("signer_key_id, batch or delegation in a version 1 envelope")
 	}
 	if err := checkToken("header.signer_key_id", e.h.SignerKeyID, MaxKeyIDLen); err != nil {
 		return err
@@ -161,6 +161,11 @@ func (e *Envelope) finishV2(pe *schemas.Envelope) error {
 	root, ok := rootFromPath(leafHash(e.header, &e.digest), p.index, p.size, p.path)
 	if !ok {
 		return malformed("batch.path does not fit the tree") // proofFromProto checked the length
+	}
+	if pd := pe.GetDelegation(); pd != nil {
+		if e.deleg, err = delegationFromProto(pd); err != nil {
+			return err
+		}
 	}
 	e.h.SignerKeyID = pe.GetSignerKeyId()
 	e.proof = p
@@ -196,13 +201,15 @@ func proofFromProto(bp *schemas.BatchProof) (*batchProof, error) {
 	return p, nil
 }
 
-// parts are the fields of an envelope to encode; signerKeyID and proof
-// are set for version 2 only.
+// parts are the fields of an envelope to encode; signerKeyID, proof and
+// delegation are set for version 2 only, delegation only when a session
+// key signed.
 type parts struct {
 	header, signature, ciphertext []byte
 	wrapped                       []WrappedKey
 	signerKeyID                   string
 	proof                         *batchProof
+	delegation                    *schemas.Delegation
 }
 
 // encode returns the canonical encoding of an envelope's parts.
@@ -213,6 +220,7 @@ func encode(p *parts) ([]byte, error) {
 		Ciphertext:  p.ciphertext,
 		WrappedKeys: wrappedToProto(p.wrapped),
 		SignerKeyId: p.signerKeyID,
+		Delegation:  p.delegation,
 	}
 	if p.proof != nil {
 		pe.Batch = &schemas.BatchProof{TreeSize: p.proof.size, LeafIndex: p.proof.index}

@@ -7,8 +7,11 @@
 // [SignBatch] write version 2, where one signature covers the Merkle root
 // of a batch of envelopes and each envelope carries its inclusion proof,
 // so that a key service signs once per batch; a version 2 envelope may
-// also leave its wrapped keys to the wrapped-key registry. [Decode] reads
-// both, and a [Verifier] remembers verified batch signatures.
+// also leave its wrapped keys to the wrapped-key registry. With a
+// [Session] the batch is signed by a short-lived session key that the
+// identity key delegated to once, and each envelope carries the
+// delegation (envelope-v2.md section 6). [Decode] reads both versions,
+// and a [Verifier] remembers verified batch signatures and delegations.
 //
 // An envelope carries one message copy: a signed cleartext header, an
 // AES-256-GCM ciphertext of the payload, and the message's data key
@@ -56,7 +59,10 @@
 // Every failure in step 5 is [ErrOpen], without saying which check failed.
 //
 // In version 2, step 3 recomputes the batch root from the envelope's own
-// inclusion proof and checks the signature over it and the batch size;
+// inclusion proof and checks the signature over it and the batch size
+// (with a delegation: first the delegation, with the sender's key, and
+// its binding to the header's sender, key version and creation time,
+// then the signature with the session key);
 // step 4 falls back to the wrapped-key registry when the envelope carries
 // no key for the reader (the consumer package does this).
 //

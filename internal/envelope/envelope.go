@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"phix.dev/phix/keys"
+	"phix.dev/phix/schemas"
 )
 
 // Envelope is a decoded envelope of either format version. It is created
@@ -27,6 +28,9 @@ type Envelope struct {
 	signed []byte
 	// proof is the envelope's place in its signed batch; nil in version 1.
 	proof *batchProof
+	// deleg is the version 2 delegation to a session key that made the
+	// signature; nil when the identity key signed directly.
+	deleg *delegation
 
 	// verified is set by a successful Verify and never cleared. Open and
 	// WrappedKey refuse to work until it is set.
@@ -64,11 +68,22 @@ func (e *Envelope) CheckSubject(arrived string) error {
 // key from the envelope or the message. It returns [ErrSignature] if the
 // signature does not verify or pub is not an Ed25519 public key.
 //
+// For an envelope with a delegation, pub must have signed the delegation
+// statement, which must name the header's sender and signer key ID and
+// cover the header's creation time; the signature is then checked with
+// the session key the statement names. Every failure is [ErrSignature].
+//
 // Verify must succeed before any data key is unwrapped: [Envelope.Open]
 // and [Envelope.WrappedKey] refuse to work until it has.
 func (e *Envelope) Verify(pub ed25519.PublicKey) error {
 	if len(pub) != ed25519.PublicKeySize {
 		return ErrSignature
+	}
+	if e.deleg != nil {
+		if !e.deleg.covers(&e.h) || !ed25519.Verify(pub, e.deleg.statement, e.deleg.signature) {
+			return ErrSignature
+		}
+		pub = e.deleg.d.SessionKey
 	}
 	if !ed25519.Verify(pub, e.signed, e.signature) {
 		return ErrSignature
@@ -161,6 +176,9 @@ func (e *Envelope) WithWrappedKeys(ws []WrappedKey) ([]byte, error) {
 	p := &parts{header: e.header, signature: e.signature, ciphertext: e.ciphertext, wrapped: ws}
 	if e.proof != nil {
 		p.signerKeyID, p.proof = e.h.SignerKeyID, e.proof
+	}
+	if e.deleg != nil {
+		p.delegation = &schemas.Delegation{Statement: e.deleg.statement, Signature: e.deleg.signature}
 	}
 	return encode(p)
 }

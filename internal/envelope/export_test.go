@@ -3,6 +3,8 @@ package envelope
 import (
 	"io"
 	"testing"
+
+	"phix.dev/phix/schemas"
 )
 
 // SetRandom replaces the salt source for the rest of test t. Tests that
@@ -13,3 +15,6 @@ func SetRandom(t testing.TB, r io.Reader) {
 	random = r
 	t.Cleanup(func() { random = old })
 }
+
+// SessionProto returns the delegation field that s attaches to envelopes.
+func SessionProto(s *Session) *schemas.Delegation { return s.proto() }

@@ -21,6 +21,11 @@ func FuzzDecode(f *testing.F) {
 			f.Add([]byte(c.Envelope))
 		}
 	}
+	for _, v := range loadDelegationVectors(f) {
+		for _, c := range v.Batch.Outputs.Copies {
+			f.Add([]byte(c.Envelope))
+		}
+	}
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x00})
 

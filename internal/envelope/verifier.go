@@ -8,9 +8,10 @@ import (
 )
 
 // Verifier verifies envelopes as [Envelope.Verify] does, and remembers the
-// batch signatures it has verified, so that the other envelopes of a
-// version 2 batch cost a few hashes (their inclusion proofs) instead of a
-// signature verification each. The cache is bounded and safe for
+// batch signatures and delegations it has verified, so that the other
+// envelopes of a version 2 batch cost a few hashes (their inclusion
+// proofs) instead of a signature verification each, and the envelopes of
+// one session cost one verification of its delegation in all. The cache is bounded and safe for
 // concurrent use. The zero value is not usable; use [NewVerifier].
 type Verifier struct {
 	max int
@@ -22,32 +23,59 @@ type Verifier struct {
 }
 
 // NewVerifier returns a verifier remembering up to max verified batch
-// signatures. A max below 1 disables the cache.
+// signatures and delegations together. A max below 1 disables the cache.
 func NewVerifier(max int) *Verifier {
 	return &Verifier{max: max, order: list.New(), seen: make(map[[sha256.Size]byte]*list.Element)}
 }
 
 // Verify checks e's signature with pub, with the contract and errors of
-// [Envelope.Verify]. A batch signature is taken from the cache only if
-// the very same public key, signed root message and signature verified
-// before, so the cache never accepts anything Verify would refuse.
+// [Envelope.Verify]. A batch signature or a delegation is taken from the
+// cache only if the very same public key, signed message and signature
+// verified before, so the cache never accepts anything Verify would
+// refuse. A delegation's binding to e's header (sender, signer key ID,
+// creation time) is checked for every envelope.
 func (v *Verifier) Verify(e *Envelope, pub ed25519.PublicKey) error {
-	if e.proof == nil || e.proof.size == 1 || v.max < 1 {
-		return e.Verify(pub) // a signature of its own: nothing to share
-	}
 	if len(pub) != ed25519.PublicKeySize {
 		return ErrSignature
 	}
-	k := v.key(e, pub)
-	if v.hit(k) {
-		e.verified.Store(true)
-		return nil
+	if dl := e.deleg; dl != nil {
+		if !dl.covers(&e.h) {
+			return ErrSignature
+		}
+		ok := v.check(dl.cacheKey(pub), func() bool {
+			return ed25519.Verify(pub, dl.statement, dl.signature)
+		})
+		if !ok {
+			return ErrSignature
+		}
+		pub = dl.d.SessionKey
 	}
-	if err := e.Verify(pub); err != nil {
-		return err
+	if e.proof == nil || e.proof.size == 1 {
+		// A signature of its own: nothing to share.
+		if !ed25519.Verify(pub, e.signed, e.signature) {
+			return ErrSignature
+		}
+	} else if !v.check(v.key(e, pub), func() bool { return ed25519.Verify(pub, e.signed, e.signature) }) {
+		return ErrSignature
+	}
+	e.verified.Store(true)
+	return nil
+}
+
+// check reports whether verify succeeds, or succeeded before for the same
+// cache key k, and remembers a success.
+func (v *Verifier) check(k [sha256.Size]byte, verify func() bool) bool {
+	if v.max < 1 {
+		return verify()
+	}
+	if v.hit(k) {
+		return true
+	}
+	if !verify() {
+		return false
 	}
 	v.add(k)
-	return nil
+	return true
 }
 
 // key identifies one (public key, signed message, signature) triple.
@@ -84,7 +112,7 @@ func (v *Verifier) add(k [sha256.Size]byte) {
 	}
 }
 
-// Len returns the number of batch signatures remembered.
+// Len returns the number of batch signatures and delegations remembered.
 func (v *Verifier) Len() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()

@@ -35,6 +35,7 @@ const (
 	KindKeyRotation      Kind = "key-rotation"      // a key was rotated
 	KindRewrap           Kind = "rewrap"            // data keys were rewrapped
 	KindGrant            Kind = "grant"             // access to messages was granted
+	KindKeyDestroy       Kind = "key-destroy"       // a data key was destroyed
 	KindPolicyChange     Kind = "policy-change"     // the policy was changed
 	KindReplay           Kind = "replay"            // stored messages were replayed for audit
 	KindAuditExport      Kind = "audit-export"      // the audit trail was exported
@@ -51,7 +52,7 @@ var brokerKinds = []Kind{
 // machineKinds may be reported by a machine on its audit subject.
 var machineKinds = []Kind{
 	KindPublish, KindOpen, KindQuarantine, KindQuarantineAction, KindKeyRotation,
-	KindRewrap, KindGrant, KindPolicyChange, KindReplay, KindAuditExport,
+	KindRewrap, KindGrant, KindKeyDestroy, KindPolicyChange, KindReplay, KindAuditExport,
 }
 
 // Kinds returns every record kind, broker kinds first.

@@ -99,6 +99,9 @@ func keyAdminPermissions(m string) *server.Permissions {
 			"$JS.API.STREAM.MSG.GET." + msgs,
 			"$JS.API.DIRECT.GET." + msgs,
 			"$JS.API.DIRECT.GET." + msgs + ".>",
+			// Every key operation is put on the audit trail under the
+			// administrator's own name.
+			subjects.AuditReport(m),
 		}},
 		Subscribe: &server.SubjectPermission{Allow: []string{subjects.ReplyPrefix(m) + ".>"}},
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"phix.dev/phix/audit"
 	"phix.dev/phix/consumer"
 	"phix.dev/phix/internal/vaulttest"
 	"phix.dev/phix/producer"
@@ -99,5 +100,28 @@ func TestVaultKeysCommands(t *testing.T) {
 	es, err := reg.Entries(ctx, registry.Filter{Reader: "auditor"})
 	if err != nil || len(es) != 1 {
 		t.Errorf("auditor entries after phix keys grant = %d, %v; want 1", len(es), err)
+	}
+
+	// Each key operation is on the audit trail, by the key administrator.
+	for _, want := range []struct {
+		kind   audit.Kind
+		target string
+	}{
+		{audit.KindKeyRotation, "billing"},
+		{audit.KindRewrap, "billing"},
+		{audit.KindGrant, "auditor"},
+		{audit.KindKeyDestroy, ""},
+	} {
+		got := d.audit.find(func(r audit.Record) bool {
+			return r.Kind == want.kind && r.Actor == keyAdminName &&
+				(want.target == "" || r.Target == want.target)
+		})
+		if len(got) != 1 {
+			t.Errorf("audit records of kind %s for %q by %s = %d, want 1", want.kind, want.target, keyAdminName, len(got))
+		}
+	}
+	if got := d.audit.find(func(r audit.Record) bool { return r.Kind == audit.KindKeyDestroy }); len(got) == 1 &&
+		got[0].DataKeyID != fields[3] {
+		t.Errorf("key-destroy record names data key %s, want %s", got[0].DataKeyID, fields[3])
 	}
 }

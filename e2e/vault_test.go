@@ -44,6 +44,7 @@ type vaultDeployment struct {
 	*deployment
 	vault *vaulttest.Server
 	admin *keys.VaultAdmin
+	audit *recorded // every audit record the broker stored
 }
 
 func startVaultPhix(t testing.TB, start func(testing.TB) *vaulttest.Server) *vaultDeployment {
@@ -57,9 +58,11 @@ func startVaultPhix(t testing.TB, start func(testing.TB) *vaulttest.Server) *vau
 	if err != nil {
 		t.Fatalf("identity.BrokerTLS: %v", err)
 	}
+	rec := &recorded{}
 	b, err := broker.New(broker.Config{
 		StoreDir: dir, Port: broker.RandomPort, TLS: tlsConf,
 		Machines: vaultMachines, KeyAdmins: []string{keyAdminName},
+		Audit: broker.AuditConfig{OnRecord: rec.add},
 	})
 	if err != nil {
 		t.Fatalf("broker.New: %v", err)
@@ -79,7 +82,7 @@ func startVaultPhix(t testing.TB, start func(testing.TB) *vaulttest.Server) *vau
 	if err := admin.Provision(withTimeout(t, 30*time.Second), vaultMachines, vaultFlows); err != nil {
 		t.Fatalf("Provision: %v", err)
 	}
-	return &vaultDeployment{deployment: &deployment{dir: dir, b: b}, vault: srv, admin: admin}
+	return &vaultDeployment{deployment: &deployment{dir: dir, b: b}, vault: srv, admin: admin, audit: rec}
 }
 
 // vaultMachine is one machine connected to the broker with its Vault

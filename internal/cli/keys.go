@@ -73,7 +73,7 @@ versions keeps opening and verifying. Follow with phix keys rewrap NAME
 			}
 			e.log.Info("key rotated", "machine", args[0], "signing", sign, "key_version", v)
 			fmt.Fprintf(e.stdout, "%s: key version %d\n", args[0], v)
-			return nil
+			return f.record(cmd.Context(), rotationRecord(args[0], sign, v))
 		},
 	}
 	f.add(cmd)
@@ -108,7 +108,7 @@ leaked old version opens nothing.`,
 			fmt.Fprintf(e.stdout, "%s: %d data keys rewrapped (%d changed meanwhile, left alone)\n",
 				name, res.Rewrapped, res.Changed)
 			if !retire {
-				return nil
+				return f.record(ctx, rewrapRecord(name, res.Rewrapped, 0))
 			}
 			latest, _, err := va.KeyVersions(ctx, name, keys.VaultWrapKey)
 			if err != nil {
@@ -119,7 +119,7 @@ leaked old version opens nothing.`,
 			}
 			e.log.Info("old key versions retired", "machine", name, "min_decryption_version", latest)
 			fmt.Fprintf(e.stdout, "%s: versions before %d retired\n", name, latest)
-			return nil
+			return f.record(ctx, rewrapRecord(name, res.Rewrapped, latest))
 		},
 	}
 	f.add(cmd)
@@ -158,7 +158,7 @@ auditor may. The messages are not touched.`,
 				return err
 			}
 			fmt.Fprintf(e.stdout, "%s: %d data keys granted for %d messages\n", to, len(recs), len(splitIDs(ids)))
-			return nil
+			return f.recordGrants(ctx, recs)
 		},
 	}
 	f.add(cmd)
@@ -170,8 +170,8 @@ auditor may. The messages are not touched.`,
 	return cmd
 }
 
-// logGrant records a grant in the log. The audit trail can take the same
-// record from [registry.GrantRequest].OnGrant.
+// logGrant records a grant in the log; the command then puts each grant on
+// the audit trail.
 func logGrant(log *slog.Logger, r registry.GrantRecord) {
 	log.Info("data key granted", "to", r.To, "sender", r.Sender, "data_key_id", r.DataKeyID,
 		"from", r.From, "messages", strings.Join(r.MessageIDs, ","), "reason", r.Reason)
@@ -209,7 +209,7 @@ entry expires. This cannot be undone.`,
 				"readers", strings.Join(t.Readers, ","), "reason", t.Reason)
 			fmt.Fprintf(e.stdout, "data key %s of %s destroyed; %d readers lost access\n",
 				t.DataKeyID, t.Sender, len(t.Readers))
-			return nil
+			return f.record(ctx, destroyRecord(t))
 		},
 	}
 	f.add(cmd)

@@ -27,8 +27,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"phix.dev/phix/broker"
 	"phix.dev/phix/audit"
+	"phix.dev/phix/broker"
 	"phix.dev/phix/compliance"
 	"phix.dev/phix/consumer"
 	"phix.dev/phix/identity"

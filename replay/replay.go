@@ -36,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"phix.dev/phix/audit"
+	"phix.dev/phix/consumer"
 	"phix.dev/phix/internal/envelope"
 	"phix.dev/phix/internal/subjects"
 	"phix.dev/phix/keys"
@@ -71,6 +72,11 @@ type Config struct {
 	// Keys is the replaying identity: it looks up senders' public keys,
 	// signs the report and, with Decrypt, unwraps data keys. Required.
 	Keys keys.Provider
+	// Registry, if set, is where data keys granted to Keys's identity are
+	// looked up when a copy carries none inline (Vault deployments keep
+	// wrapped keys in the registry, so that they can be granted and
+	// destroyed).
+	Registry consumer.Registry
 
 	Filter Filter
 
@@ -334,6 +340,11 @@ func (r *run) match(m *Message) {
 func (r *run) decrypt(ctx context.Context, m *Message, env *envelope.Envelope) error {
 	me := r.cfg.Keys.Identity()
 	wrapped, ok := env.WrappedKey(me)
+	if !ok && r.cfg.Registry != nil {
+		if w, err := r.cfg.Registry.Get(ctx, m.Sender, m.DataKeyID); err == nil {
+			wrapped, ok = w, true
+		}
+	}
 	if !ok {
 		return nil // not a recipient and not granted: stays sealed
 	}

@@ -56,6 +56,9 @@ recorded in the audit trail. Nothing else is ever decrypted.`,
 			}
 			defer stopReports()
 			cfg := replay.Config{JS: s.js, Keys: s.keys, Filter: f, Decrypt: decrypt, Report: rep.Report}
+			if s.reg != nil {
+				cfg.Registry = s.reg
+			}
 			if auditKey != "" {
 				if cfg.AuditKey, err = audit.ReadPublicKey(auditKey); err != nil {
 					return err

@@ -106,6 +106,7 @@ func name3(b []byte) string {
 	return string(b[:3])
 }
 
+// String returns MSH-1 followed by MSH-2, such as "|^~\&".
 func (d Delimiters) String() string {
 	return fmt.Sprintf("%c%s", d.Field, d.Encoding())
 }

@@ -32,6 +32,14 @@
 // IR87). Text read from a message is UTF-8. Bytes that are not valid in
 // the declared set are an error, never replaced with U+FFFD.
 //
+// # Memory
+//
+// A Message holds its text once and finds fields, repetitions and
+// components by scanning when they are read, so fields, repetitions and
+// blank lines cost no memory beyond the text itself. Each segment costs
+// about 50 bytes, so a hostile message made of 4-byte segments costs some
+// 20 times its size; [WithMaxSize] bounds the total.
+//
 // # Reading values
 //
 // Values are addressed with [Location] paths such as "PID-3[2].5" and

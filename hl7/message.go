@@ -1,6 +1,7 @@
 package hl7
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -11,8 +12,9 @@ import (
 type Message struct {
 	raw      []byte
 	c        *codec
-	lines    []line
+	prefix   string // blank lines and whitespace before the first segment
 	segments []*Segment
+	around   map[*Segment]*surround // the few segments with lead or trail
 	warnings []Warning
 	// headerOnly marks a message from [ParseHeader], whose text is the
 	// raw bytes of its MSH, not decoded from its character set.
@@ -33,18 +35,56 @@ const (
 	WarnEscape        WarningKind = "escape"             // escape sequence kept verbatim
 )
 
-// Warning describes something lenient parsing repaired or tolerated. Text
-// never quotes message content.
+// Warning describes something lenient parsing repaired or tolerated, once
+// per kind however often it happened. Text describes the first occurrence
+// and never quotes message content.
 type Warning struct {
-	Kind WarningKind
-	Text string
+	Kind  WarningKind
+	Text  string
+	Count int // occurrences in the message
+}
+
+// surround returns seg's surround record, creating it.
+func (m *Message) surround(seg *Segment) *surround {
+	if m.around == nil {
+		m.around = make(map[*Segment]*surround)
+	}
+	sur := m.around[seg]
+	if sur == nil {
+		sur = &surround{}
+		m.around[seg] = sur
+	}
+	return sur
 }
 
 func (m *Message) warn(k WarningKind, text string) {
-	m.warnings = append(m.warnings, Warning{Kind: k, Text: text})
+	if !m.counted(k) {
+		m.warnings = append(m.warnings, Warning{Kind: k, Text: text, Count: 1})
+	}
 }
 
-// Warnings returns what parsing repaired or tolerated, in order.
+// warnAt records a warning about line n, formatting its text only the
+// first time: a message of a million blank lines must not cost a million
+// strings.
+func (m *Message) warnAt(k WarningKind, format string, n int) {
+	if !m.counted(k) {
+		m.warnings = append(m.warnings, Warning{Kind: k, Text: fmt.Sprintf(format, n), Count: 1})
+	}
+}
+
+// counted counts another warning of kind k if there is one already.
+func (m *Message) counted(k WarningKind) bool {
+	for i := range m.warnings {
+		if m.warnings[i].Kind == k {
+			m.warnings[i].Count++
+			return true
+		}
+	}
+	return false
+}
+
+// Warnings returns what parsing repaired or tolerated, one entry per kind
+// in order of first occurrence.
 func (m *Message) Warnings() []Warning { return m.warnings }
 
 // Bytes returns the bytes the message was parsed from, unchanged. The
@@ -56,14 +96,17 @@ func (m *Message) Bytes() []byte { return m.raw }
 // [Message.Bytes] exactly; the parser's tests and fuzzing hold it to that.
 func (m *Message) Encode() ([]byte, error) {
 	var b strings.Builder
-	for _, ln := range m.lines {
-		b.WriteString(ln.lead)
-		if ln.seg != nil {
-			ln.seg.encode(&b)
-		} else {
-			b.WriteString(ln.blank)
+	b.WriteString(m.prefix)
+	for _, s := range m.segments {
+		sur := m.around[s]
+		if sur != nil {
+			b.WriteString(sur.lead)
 		}
-		b.WriteString(ln.term)
+		s.encode(&b)
+		b.WriteString(terminators[s.term])
+		if sur != nil {
+			b.WriteString(sur.trail)
+		}
 	}
 	return m.encodeText(b.String())
 }
@@ -89,7 +132,7 @@ func (m *Message) Segments() []*Segment { return m.segments }
 func (m *Message) All(name string) []*Segment {
 	var out []*Segment
 	for _, s := range m.segments {
-		if s.name == name {
+		if s.Name() == name {
 			out = append(out, s)
 		}
 	}
@@ -99,7 +142,7 @@ func (m *Message) All(name string) []*Segment {
 // Segment returns the n-th segment (1-based) with the given ID, or nil.
 func (m *Message) Segment(name string, n int) *Segment {
 	for _, s := range m.segments {
-		if s.name == name {
+		if s.Name() == name {
 			if n--; n <= 0 {
 				return s
 			}
@@ -214,6 +257,5 @@ func ParseHeader(raw []byte) (*Message, error) {
 		return nil, err
 	}
 	m.segments = []*Segment{seg}
-	m.lines = []line{{seg: seg}}
 	return m, nil
 }

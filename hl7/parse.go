@@ -148,15 +148,6 @@ func headerCharset(hdr []byte, d Delimiters, cfg *config) (*Charset, error) {
 	return LookupCharset(string(v))
 }
 
-// line is one segment (or one blank line) of a message with the text
-// around it, kept so that encoding reproduces the input exactly.
-type line struct {
-	lead  string   // whitespace before the segment name
-	seg   *Segment // nil for a blank line
-	blank string   // a blank line's text
-	term  string   // "\r", "\r\n", "\n" or "" for the last line
-}
-
 // split divides text into segments. The terminator is CR (a following LF
 // is taken with it); only when the text has no CR at all is it split on
 // LF, because an LF inside a CR-terminated message is data.
@@ -171,10 +162,17 @@ func (m *Message) split(text string, strict bool) error {
 		}
 		sep = '\n'
 	}
+	full, pos := text, 0
 	for n := 1; text != ""; n++ {
-		var ln line
-		ln, text = cutLine(text, sep)
-		if err := m.addLine(ln, n); err != nil {
+		var body, term string
+		body, term, text = cutLine(text, sep)
+		start := pos
+		pos += len(body) + len(term)
+		if strings.TrimSpace(body) == "" {
+			m.addBlank(full, start, pos, n)
+			continue
+		}
+		if err := m.addLine(body, term, n); err != nil {
 			return err
 		}
 	}
@@ -184,32 +182,35 @@ func (m *Message) split(text string, strict bool) error {
 	return nil
 }
 
-func cutLine(text string, sep byte) (line, string) {
+// cutLine returns the first line of text, its terminator and the rest.
+func cutLine(text string, sep byte) (body, term, rest string) {
 	i := strings.IndexByte(text, sep)
 	if i < 0 {
-		return line{blank: text}, ""
+		return text, "", ""
 	}
-	term := text[i : i+1]
+	term = text[i : i+1]
 	if sep == '\r' && i+1 < len(text) && text[i+1] == '\n' {
 		term = "\r\n"
 	}
-	return line{blank: text[:i], term: term}, text[i+len(term):]
+	return text[:i], term, text[i+len(term):]
 }
 
-// addLine parses line n (which arrives with its text in blank) and
-// appends it.
-func (m *Message) addLine(ln line, n int) error {
-	body := ln.blank
-	if strings.TrimSpace(body) == "" {
-		m.lines = append(m.lines, ln)
-		m.warn(WarnBlankSegment, fmt.Sprintf("blank segment at line %d ignored", n))
-		return nil
+// addBlank records the blank line n, full[start:end] with its terminator,
+// verbatim with the segment before it. Blank lines follow one another in
+// full, so the run after a segment is one slice of it.
+func (m *Message) addBlank(full string, start, end, n int) {
+	if k := len(m.segments); k > 0 {
+		sur := m.surround(m.segments[k-1])
+		sur.trail = full[start-len(sur.trail) : end]
+	} else {
+		m.prefix = full[:end]
 	}
+	m.warnAt(WarnBlankSegment, "blank segment at line %d ignored", n)
+}
+
+// addLine parses line n, which is not blank, and appends it.
+func (m *Message) addLine(body, term string, n int) error {
 	trimmed := strings.TrimLeft(body, " \t\n\v\f\ufeff")
-	ln.lead, ln.blank = body[:len(body)-len(trimmed)], ""
-	if ln.lead != "" {
-		m.warn(WarnLeadingSpace, fmt.Sprintf("whitespace before segment at line %d", n))
-	}
 	seg, err := parseSegment(trimmed, m.c)
 	if err != nil {
 		err.(*Error).Reason = fmt.Sprintf("line %d: %s", n, err.(*Error).Reason)
@@ -218,14 +219,17 @@ func (m *Message) addLine(ln line, n int) error {
 	if err := m.checkOrder(seg, n); err != nil {
 		return err
 	}
+	seg.term = terminatorOf(term)
+	if lead := body[:len(body)-len(trimmed)]; lead != "" {
+		m.surround(seg).lead = lead
+		m.warnAt(WarnLeadingSpace, "whitespace before segment at line %d", n)
+	}
 	if strings.IndexByte(trimmed, '\n') >= 0 {
-		m.warn(WarnLFInSegment, fmt.Sprintf("%s segment contains a line feed", seg.name))
+		m.warnAt(WarnLFInSegment, "segment at line %d contains a line feed", n)
 	}
-	if k := m.countEscapeProblems(seg); k > 0 {
-		m.warn(WarnEscape, fmt.Sprintf("%s segment has %d undecodable escape sequences kept verbatim", seg.name, k))
+	if m.countEscapeProblems(seg) > 0 {
+		m.warnAt(WarnEscape, "segment at line %d has undecodable escape sequences kept verbatim", n)
 	}
-	ln.seg = seg
-	m.lines = append(m.lines, ln)
 	m.segments = append(m.segments, seg)
 	return nil
 }
@@ -236,30 +240,22 @@ func (m *Message) addLine(ln line, n int) error {
 func (m *Message) checkOrder(seg *Segment, n int) error {
 	first := len(m.segments) == 0
 	switch {
-	case first && seg.name != "MSH":
+	case first && seg.Name() != "MSH":
 		return rejectf(ErrNotHL7, CodeSegmentSequence, "message does not start with an MSH segment")
-	case !first && seg.name == "MSH":
+	case !first && seg.Name() == "MSH":
 		return rejectf(ErrSegment, CodeSegmentSequence, "line %d: second MSH segment in one message", n)
-	case seg.name == "FHS" || seg.name == "BHS" || seg.name == "BTS" || seg.name == "FTS":
-		return rejectf(ErrSegment, CodeSegmentSequence, "line %d: batch segment %s inside a message", n, seg.name)
+	case seg.Name() == "FHS" || seg.Name() == "BHS" || seg.Name() == "BTS" || seg.Name() == "FTS":
+		return rejectf(ErrSegment, CodeSegmentSequence, "line %d: batch segment %s inside a message", n, seg.Name())
 	}
 	return nil
 }
 
 func (m *Message) countEscapeProblems(seg *Segment) int {
-	n := 0
-	for i, f := range seg.fields {
-		if i == 0 || (seg.header && i <= 2) {
-			continue
-		}
-		for _, rep := range f {
-			for _, comp := range rep {
-				for _, sub := range comp {
-					n += escapeProblems(sub, m.c)
-				}
-			}
-		}
+	if e := m.c.d.Escape; e == 0 || strings.IndexByte(seg.text, e) < 0 {
+		return 0
 	}
+	n := 0
+	seg.leaves(func(v string) { n += escapeProblems(v, m.c) })
 	return n
 }
 

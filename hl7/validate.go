@@ -62,9 +62,9 @@ func (m *Message) Validate() error {
 	zone := m.defaultZone()
 	seen := map[string]int{}
 	for _, s := range m.segments {
-		seen[s.name]++
-		for _, df := range dateFields[s.name] {
-			errs = append(errs, s.checkDates(df, seen[s.name], zone)...)
+		seen[s.Name()]++
+		for _, df := range dateFields[s.Name()] {
+			errs = append(errs, s.checkDates(df, seen[s.Name()], zone)...)
 		}
 	}
 	return errors.Join(errs...)
@@ -90,7 +90,7 @@ func (s *Segment) checkDates(df dateField, occ int, zone *time.Location) []error
 			continue
 		}
 		e := *err.(*Error)
-		e.Location = Location{Segment: s.name, Occurrence: occ, Field: df.field, Comp: df.comp}
+		e.Location = Location{Segment: s.Name(), Occurrence: occ, Field: df.field, Comp: df.comp}
 		if r > 1 {
 			e.Location.Rep = r
 		}

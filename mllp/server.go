@@ -87,6 +87,8 @@ type serverConn struct {
 	mu   sync.Mutex // serialises deadline changes against shutdown
 }
 
+// Read reads with the idle timeout as deadline, and fails at once after
+// shutdown.
 func (c *serverConn) Read(p []byte) (int, error) {
 	c.mu.Lock()
 	if err := c.ctx.Err(); err != nil {

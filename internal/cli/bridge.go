@@ -10,6 +10,6 @@ func newBridge(e *env) *cobra.Command {
 		Use:   "bridge",
 		Short: "Bring HL7 v2 (MLLP) and FHIR R4 feeds into and out of phix",
 	}
-	cmd.AddCommand(newBridgeFHIR(e))
+	cmd.AddCommand(newBridgeMLLP(e), newBridgeFHIR(e))
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"phix.dev/phix/hl7"
+	"phix.dev/phix/internal/testcases"
 	"phix.dev/phix/mllp"
 )
 
@@ -50,27 +51,15 @@ func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp) string {
 	return ""
 }
 
-func bridgeCasesDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("PHIX_CASES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "cases", "hl7fhir")
-	}
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("test cases not found at %s (set PHIX_CASES): %v", dir, err)
-		}
-		t.Skipf("test cases not found at %s (set PHIX_CASES)", dir)
-	}
-	return dir
-}
-
-// runCommand runs cmd with args in the background until the test ends.
+// runCommand runs run in the background until the test ends, then
+// interrupts it and checks it returned nil.
 func runCommand(t *testing.T, ctx context.Context, name string, run func(context.Context) error) {
 	t.Helper()
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx) }()
 	t.Cleanup(func() {
+		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("%s = %v, want nil after interrupt", name, err)
 		}
@@ -82,7 +71,7 @@ func runCommand(t *testing.T, ctx context.Context, name string, run func(context
 // MLLP and checks they come out downstream byte for byte, with nothing
 // from them in the logs.
 func TestBridgeMLLPCommands(t *testing.T) {
-	cases := bridgeCasesDir(t)
+	cases := testcases.Dir(t)
 	data := t.TempDir()
 	out, logs := &syncBuffer{}, &syncBuffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: out, stderr: logs,
@@ -92,7 +81,7 @@ func TestBridgeMLLPCommands(t *testing.T) {
 
 	runCommand(t, ctx, "phix up", func(ctx context.Context) error {
 		root := newRoot(strings.NewReader(""), out, logs)
-		root.SetArgs([]string{"up", "--data", data, "--listen", "127.0.0.1:0"})
+		root.SetArgs([]string{"up", "--data", data, "--listen", "127.0.0.1:0", "--monitor", "off"})
 		return root.ExecuteContext(ctx)
 	})
 	waitOutput(t, out, regexp.MustCompile(`press Ctrl-C`))

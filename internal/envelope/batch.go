@@ -5,8 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
 	"time"
 
 	"phix.dev/phix/keys"
@@ -38,37 +36,11 @@ func (u *Unsigned) CiphertextDigest() [sha256.Size]byte { return u.digest }
 // [ErrDuplicateRecipient], [ErrTooLarge] or [ErrSubjectMismatch], as
 // [Decode] would for the envelope.
 func Prepare(m Meta, dk *keys.DataKey, wrapped []WrappedKey, plaintext []byte) (*Unsigned, error) {
-	if len(plaintext) > MaxPlaintextSize {
-		return nil, tooLarge("plaintext", MaxPlaintextSize)
-	}
-	if dk == nil || len(dk.Bytes()) != keys.DataKeySize {
-		return nil, errors.New("envelope: sealing with an unusable data key")
-	}
-	h := Header{
-		Version:     Version2,
-		MessageID:   m.MessageID,
-		Sender:      m.Sender,
-		Recipients:  slices.Sorted(slices.Values(m.Recipients)),
-		Subject:     m.Subject,
-		ContentType: m.ContentType,
-		SchemaID:    m.SchemaID,
-		Created:     m.Created,
-		DataKeyID:   dk.ID(),
-	}
-	if err := checkHeader(&h); err != nil {
+	h, wrapped, pk, err := newHeader(Version2, m, dk, wrapped, false, len(plaintext))
+	if err != nil {
 		return nil, err
 	}
-	wrapped = sortWrappedKeys(wrapped)
-	if err := checkWrappedKeys(wrapped, false); err != nil {
-		return nil, err
-	}
-
-	if _, err := io.ReadFull(random, h.Salt[:]); err != nil {
-		return nil, fmt.Errorf("envelope: reading random salt: %w", err)
-	}
-	pk, commitment := derive(dk.Bytes(), &h.Salt)
-	h.KeyCommitment = commitment
-	header, err := marshalOptions.Marshal(headerToProto(&h))
+	header, err := marshalOptions.Marshal(headerToProto(h))
 	if err != nil {
 		return nil, fmt.Errorf("envelope: encoding header: %v", err)
 	}

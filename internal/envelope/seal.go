@@ -82,38 +82,12 @@ func Seal(
 	ctx context.Context, s Signer, m Meta, dk *keys.DataKey,
 	wrapped []WrappedKey, plaintext []byte,
 ) ([]byte, error) {
-	if len(plaintext) > MaxPlaintextSize {
-		return nil, tooLarge("plaintext", MaxPlaintextSize)
-	}
-	if dk == nil || len(dk.Bytes()) != keys.DataKeySize {
-		return nil, errors.New("envelope: sealing with an unusable data key")
-	}
-	h := Header{
-		Version:     Version1,
-		MessageID:   m.MessageID,
-		Sender:      m.Sender,
-		Recipients:  slices.Sorted(slices.Values(m.Recipients)),
-		Subject:     m.Subject,
-		ContentType: m.ContentType,
-		SchemaID:    m.SchemaID,
-		Created:     m.Created,
-		DataKeyID:   dk.ID(),
-	}
-	if err := checkHeader(&h); err != nil {
-		return nil, err
-	}
-	wrapped = sortWrappedKeys(wrapped)
-	if err := checkWrappedKeys(wrapped, true); err != nil {
+	h, wrapped, pk, err := newHeader(Version1, m, dk, wrapped, true, len(plaintext))
+	if err != nil {
 		return nil, err
 	}
 
-	if _, err := io.ReadFull(random, h.Salt[:]); err != nil {
-		return nil, fmt.Errorf("envelope: reading random salt: %w", err)
-	}
-	pk, commitment := derive(dk.Bytes(), &h.Salt)
-	h.KeyCommitment = commitment
-
-	sp, err := sign(ctx, s, &h, newAEAD(pk), plaintext)
+	sp, err := sign(ctx, s, h, newAEAD(pk), plaintext)
 	if err != nil {
 		return nil, err
 	}
@@ -165,4 +139,42 @@ func sign(
 		return &signed{header: header, signature: sig, ciphertext: ct}, nil
 	}
 	return nil, errors.New("envelope: signer key id kept changing while signing")
+}
+
+// newHeader validates one copy's metadata, data key and wrapped keys and
+// returns its header, with a fresh salt and the key commitment, the
+// sorted wrapped keys and the copy's payload key. needWrapped says whether
+// the format version requires a wrapped key inline.
+func newHeader(version uint32, m Meta, dk *keys.DataKey, wrapped []WrappedKey,
+	needWrapped bool, size int) (*Header, []WrappedKey, []byte, error) {
+	if size > MaxPlaintextSize {
+		return nil, nil, nil, tooLarge("plaintext", MaxPlaintextSize)
+	}
+	if dk == nil || len(dk.Bytes()) != keys.DataKeySize {
+		return nil, nil, nil, errors.New("envelope: sealing with an unusable data key")
+	}
+	h := &Header{
+		Version:     version,
+		MessageID:   m.MessageID,
+		Sender:      m.Sender,
+		Recipients:  slices.Sorted(slices.Values(m.Recipients)),
+		Subject:     m.Subject,
+		ContentType: m.ContentType,
+		SchemaID:    m.SchemaID,
+		Created:     m.Created,
+		DataKeyID:   dk.ID(),
+	}
+	if err := checkHeader(h); err != nil {
+		return nil, nil, nil, err
+	}
+	wrapped = sortWrappedKeys(wrapped)
+	if err := checkWrappedKeys(wrapped, needWrapped); err != nil {
+		return nil, nil, nil, err
+	}
+	if _, err := io.ReadFull(random, h.Salt[:]); err != nil {
+		return nil, nil, nil, fmt.Errorf("envelope: reading random salt: %w", err)
+	}
+	pk, commitment := derive(dk.Bytes(), &h.Salt)
+	h.KeyCommitment = commitment
+	return h, wrapped, pk, nil
 }

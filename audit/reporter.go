@@ -180,8 +180,9 @@ func OpenRecord(ev consumer.OpenEvent) Record {
 	return Record{
 		Kind: KindOpen, Outcome: OutcomeOK, MessageID: ev.MessageID, Subject: ev.Subject,
 		Sender: ev.Sender, Recipient: ev.Opener, Seq: ev.Seq, DataKeyID: ev.DataKeyID,
-		KeyVersion: ev.SignerKeyID, KeyCached: ev.KeyCached,
+		KeyVersion: ev.WrapKeyVersion, KeyCached: ev.KeyCached,
 		Digest: hex.EncodeToString(ev.CiphertextDigest[:]),
+		Detail: "signed with " + ev.SignerKeyID,
 	}
 }
 

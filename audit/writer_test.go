@@ -120,7 +120,7 @@ func TestReporter(t *testing.T) {
 		Subject: subjects.Message("lab-feed", "ehr-ingest", "hl7v2"), Type: "hl7v2", DataKeyID: "dk1",
 		CiphertextDigest: digest, Size: 42, Seq: 7,
 	})
-	r.OnOpen(consumer.OpenEvent{MessageID: "m1", Opener: "lab-feed", Sender: "x", DataKeyID: "dk1", SignerKeyID: "k1", KeyCached: true})
+	r.OnOpen(consumer.OpenEvent{MessageID: "m1", Opener: "lab-feed", Sender: "x", DataKeyID: "dk1", SignerKeyID: "ed25519:s1", WrapKeyVersion: "k1", KeyCached: true})
 	r.OnReject(&consumer.RejectError{Reason: consumer.ReasonBadSignature, Subject: subjects.Message("x", "lab-feed", "fhir"), Seq: 9})
 	if err := r.Close(ctxFor(t, 5*time.Second)); err != nil {
 		t.Fatalf("Close() = %v, want nil", err)

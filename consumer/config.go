@@ -69,6 +69,9 @@ type OpenEvent struct {
 	Seq         uint64 // stream sequence; 0 when opened outside the stream
 	DataKeyID   string
 	SignerKeyID string
+	// WrapKeyVersion is the version of this machine's wrapping key that
+	// opened the data key ("vault:v2", or "local:hpke").
+	WrapKeyVersion string
 	// KeyCached reports that the data key came from the consumer's cache
 	// rather than a fresh unwrap by the key provider.
 	KeyCached bool

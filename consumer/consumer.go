@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -68,6 +69,7 @@ type Consumer struct {
 	cfg      Config
 	cache    *keys.Cache
 	verifier *envelope.Verifier
+	seen     *seenMessages
 }
 
 // New returns a consumer that reads kp's identity's inbox through js.
@@ -84,6 +86,7 @@ func New(js jetstream.JetStream, kp keys.Provider, cfg Config) (*Consumer, error
 		js: js, kp: kp, cfg: cfg,
 		cache:    keys.NewCache(cfg.KeyCacheSize, cfg.KeyCacheTTL),
 		verifier: envelope.NewVerifier(cfg.RootCacheSize),
+		seen:     newSeenMessages(),
 	}, nil
 }
 
@@ -138,7 +141,7 @@ func (c *Consumer) open(ctx context.Context, subject string, data []byte, seq ui
 		return reject(ReasonBadSignature, err)
 	}
 
-	dk, cached, err := c.dataKey(ctx, env, &h)
+	dk, wrapVer, cached, err := c.dataKey(ctx, env, &h)
 	var rej *RejectError
 	switch {
 	case errors.As(err, &rej):
@@ -162,7 +165,7 @@ func (c *Consumer) open(ctx context.Context, subject string, data []byte, seq ui
 		c.cfg.OnOpen(OpenEvent{
 			MessageID: h.MessageID, Opener: me, Sender: h.Sender, Subject: subject,
 			Seq: seq, DataKeyID: h.DataKeyID, SignerKeyID: h.SignerKeyID,
-			KeyCached: cached, CiphertextDigest: env.CiphertextDigest(),
+			WrapKeyVersion: wrapVer, KeyCached: cached, CiphertextDigest: env.CiphertextDigest(),
 		})
 	}
 	return &Message{
@@ -179,25 +182,37 @@ func (c *Consumer) open(ctx context.Context, subject string, data []byte, seq ui
 // reuse: a key that does not match the header is refused. Refusals are
 // [*RejectError]s without a subject; other errors mean "try later".
 func (c *Consumer) dataKey(ctx context.Context, env *envelope.Envelope,
-	h *envelope.Header) (dk *keys.DataKey, cached bool, err error) {
-	if dk := c.cache.Get(h.DataKeyID); dk != nil {
-		return dk, true, nil
+	h *envelope.Header) (dk *keys.DataKey, version string, cached bool, err error) {
+	if dk, version := c.cache.Get(h.DataKeyID); dk != nil {
+		return dk, version, true, nil
 	}
 	wrapped, ok := env.WrappedKey(c.kp.Identity())
 	if !ok {
 		if wrapped, err = c.fetch(ctx, h); err != nil {
-			return nil, false, err
+			return nil, "", false, err
 		}
 	}
 	dk, err = c.kp.UnwrapKey(ctx, h.DataKeyID, wrapped)
 	if err != nil {
 		if errors.Is(err, keys.ErrUnwrap) && !errors.Is(err, keys.ErrUnavailable) {
-			return nil, false, &RejectError{Reason: ReasonOpenFailed, Err: envelope.ErrOpen}
+			return nil, "", false, &RejectError{Reason: ReasonOpenFailed, Err: envelope.ErrOpen}
 		}
-		return nil, false, fmt.Errorf("unwrapping: %w", err)
+		return nil, "", false, fmt.Errorf("unwrapping: %w", err)
 	}
-	c.cache.Put(dk)
-	return dk, false, nil
+	version = wrapVersion(wrapped)
+	c.cache.Put(dk, version)
+	return dk, version, false, nil
+}
+
+// wrapVersion names the key version a wrapped data key was made with:
+// Vault's own "vault:vN" prefix, or the local provider's HPKE key.
+func wrapVersion(wrapped []byte) string {
+	if v, rest, ok := strings.Cut(string(wrapped[:min(len(wrapped), 24)]), ":"); ok && v == "vault" {
+		if n, _, ok := strings.Cut(rest, ":"); ok {
+			return "vault:" + n
+		}
+	}
+	return "local:hpke"
 }
 
 // fetch gets this machine's wrapped key from the registry.
@@ -336,6 +351,11 @@ func (c *Consumer) handle(ctx context.Context, m jetstream.Msg, h Handler) (bool
 		return false, errors.Join(err, m.NakWithDelay(c.cfg.RetryDelay))
 	}
 	msg.Seq, msg.Delivered = md.Sequence.Stream, md.NumDelivered
+	if c.seen.replayed(msg.ID, m.Subject(), msg.Seq) {
+		rej := &RejectError{Reason: ReasonReplayed, Subject: m.Subject(), Seq: msg.Seq,
+			Err: fmt.Errorf("message %s was already received as another stored copy", msg.ID)}
+		return false, c.quarantine(ctx, m, rej)
+	}
 
 	if err := h(ctx, msg); err != nil {
 		if int(md.NumDelivered) >= c.cfg.MaxDeliver {

@@ -19,6 +19,7 @@ const (
 	ReasonOpenFailed      Reason = "open-failed"      // data key or payload cannot be opened
 	ReasonKeyDestroyed    Reason = "key-destroyed"    // its data key was destroyed on purpose
 	ReasonHandlerFailed   Reason = "handler-failed"   // the application refused it MaxDeliver times
+	ReasonReplayed        Reason = "replayed"         // a message already received, stored again
 )
 
 // ErrRejected matches every [*RejectError] with [errors.Is].

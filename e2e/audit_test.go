@@ -226,7 +226,7 @@ func TestAuditRecordsEveryEventKind(t *testing.T) {
 			return r.Actor == "ehr-ingest" && r.MessageID == rc.MessageID && r.Sender == "lab-feed"
 		},
 		audit.KindOpen: func(r audit.Record) bool {
-			return r.Actor == "ehr-ingest" && r.MessageID == rc.MessageID && r.KeyVersion != "" && r.DataKeyID != ""
+			return r.Actor == "ehr-ingest" && r.MessageID == rc.MessageID && r.KeyVersion == "local:hpke" && r.DataKeyID != ""
 		},
 		audit.KindQuarantine: func(r audit.Record) bool {
 			return r.Actor == "ehr-ingest" && r.Reason == string(consumer.ReasonMalformed)

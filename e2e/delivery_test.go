@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"phix.dev/phix/consumer"
 	"phix.dev/phix/producer"
 )
@@ -90,5 +92,49 @@ func TestUnacknowledgedMessageIsDeliveredAgain(t *testing.T) {
 	}
 	if got.ID != rc.MessageID || got.Delivered != 2 {
 		t.Errorf("second run got message %s delivery %d, want %s delivery 2", got.ID, got.Delivered, rc.MessageID)
+	}
+}
+
+// A sender that stores a captured envelope again, beyond the broker's
+// deduplication, does not get it handed over twice: the second copy is
+// quarantined as replayed.
+func TestReplayedEnvelopeIsQuarantined(t *testing.T) {
+	d := startPhix(t)
+	lab, ehr := d.connect(t, "lab-feed"), d.connect(t, "ehr-ingest")
+	ctx := withTimeout(t, 30*time.Second)
+	if _, err := lab.producer(t).Publish(ctx, []string{"ehr-ingest"}, []byte("synthetic order 3"), producer.WithType("hl7v2", "")); err != nil {
+		t.Fatal(err)
+	}
+	subject, sealed := fetchRaw(t, ehr) // taken out of the inbox unopened
+
+	// The same envelope stored twice more, without a deduplication ID.
+	for range 2 {
+		if _, err := lab.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: sealed}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var handed atomic.Int32
+	var rejected atomic.Pointer[consumer.RejectError]
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := ehr.consumer(t, consumer.Config{OnReject: func(r *consumer.RejectError) {
+		rejected.Store(r)
+		cancel()
+	}})
+	err := c.Run(runCtx, 0, func(context.Context, *consumer.Message) error {
+		handed.Add(1)
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	if n := handed.Load(); n != 1 {
+		t.Errorf("handler got the message %d times, want once", n)
+	}
+	if r := rejected.Load(); r == nil || r.Reason != consumer.ReasonReplayed {
+		t.Errorf("rejection = %v, want %s", r, consumer.ReasonReplayed)
+	}
+	if n := d.quarantined(t); n != 1 {
+		t.Errorf("quarantine holds %d messages, want 1", n)
 	}
 }

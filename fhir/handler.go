@@ -1,11 +1,13 @@
 package fhir
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 )
@@ -21,8 +23,10 @@ import (
 //	POST /{type}            create
 //	PUT  /{type}/{id}       update
 //	POST NotificationPath   subscription notification (rest-hook)
+//	GET  /metadata          CapabilityStatement of the above
 type Handler struct {
-	cfg Config
+	cfg          Config
+	capabilities []byte // CapabilityStatement served at /metadata
 }
 
 // NewHandler returns a handler for cfg. It fails if cfg.Publish is nil.
@@ -31,10 +35,11 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r4(); err != nil {
+	d, err := r4()
+	if err != nil {
 		return nil, err
 	}
-	return &Handler{cfg: cfg}, nil
+	return &Handler{cfg: cfg, capabilities: capabilityStatement(d, cfg.Now())}, nil
 }
 
 // Subscriptions returns the state of every subscription that has sent a
@@ -52,7 +57,7 @@ type exchange struct {
 
 // route is what a request path and method ask for.
 type route struct {
-	interaction string // create, update, base or notification
+	interaction string // create, update, base, notification or capabilities
 	typ, id     string
 }
 
@@ -67,6 +72,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.info.Interaction, x.info.ResourceType = rt.interaction, rt.typ
+	if rt.interaction == "capabilities" {
+		x.write(http.StatusOK, h.capabilities, nil)
+		return
+	}
 	if !h.readBody(x) {
 		return
 	}
@@ -104,6 +113,8 @@ func (h *Handler) route(r *http.Request, hdr http.Header) (route, int, Issue) {
 		rt = route{interaction: "notification"}
 	case p == "/":
 		rt = route{interaction: "base"}
+	case p == "/metadata":
+		rt = route{interaction: "capabilities"}
 	case len(segs) == 1:
 		rt = route{interaction: "create", typ: segs[0]}
 	case len(segs) == 2:
@@ -118,8 +129,11 @@ func (h *Handler) route(r *http.Request, hdr http.Header) (route, int, Issue) {
 		return route{}, http.StatusBadRequest, issue
 	}
 	want := http.MethodPost
-	if rt.interaction == "update" {
+	switch rt.interaction {
+	case "update":
 		want = http.MethodPut
+	case "capabilities":
+		want = http.MethodGet
 	}
 	if r.Method != want {
 		hdr.Set("Allow", want)
@@ -208,4 +222,50 @@ func prefer(r *http.Request) (strict, minimal bool) {
 func (h *Handler) options(r *http.Request) Options {
 	strict, _ := prefer(r)
 	return Options{Lenient: h.cfg.Lenient && !strict, MaxBundleEntries: h.cfg.MaxBundleEntries}
+}
+
+// capabilityStatement renders the R4 CapabilityStatement (kind instance)
+// of what the handler serves: create and update of every resource type,
+// and transaction and batch at the base. date is when it was built, so
+// the statement is a fixed document for the life of the handler.
+func capabilityStatement(d *defs, date time.Time) []byte {
+	type interaction struct {
+		Code string `json:"code"`
+	}
+	type resource struct {
+		Type        string        `json:"type"`
+		Interaction []interaction `json:"interaction"`
+	}
+	types := make([]string, 0, len(d.resources))
+	for name := range d.resources {
+		types = append(types, name)
+	}
+	sort.Strings(types)
+	resources := make([]resource, len(types))
+	for i, name := range types {
+		resources[i] = resource{name, []interaction{{"create"}, {"update"}}}
+	}
+	cs := map[string]any{
+		"resourceType": "CapabilityStatement",
+		"status":       "active",
+		"date":         date.UTC().Format(time.RFC3339),
+		"kind":         "instance",
+		"software":     map[string]string{"name": "phix"},
+		"implementation": map[string]string{
+			"description": "phix FHIR ingress: accepted requests are sealed and forwarded, not stored for reading",
+		},
+		"fhirVersion": "4.0.1",
+		"format":      []string{"json"},
+		"rest": []map[string]any{{
+			"mode":        "server",
+			"resource":    resources,
+			"interaction": []interaction{{"transaction"}, {"batch"}},
+		}},
+	}
+	b, err := json.Marshal(cs)
+	if err != nil {
+		// Only strings, slices and maps of them are marshalled.
+		panic("fhir: marshalling CapabilityStatement: " + err.Error())
+	}
+	return b
 }

@@ -21,8 +21,9 @@ type Cache struct {
 }
 
 type cacheEntry struct {
-	dk    *DataKey
-	added time.Time
+	dk      *DataKey
+	version string // the wrapping key version the key was unwrapped with
+	added   time.Time
 }
 
 // NewCache returns a cache of at most max keys, each kept at most ttl.
@@ -31,27 +32,29 @@ func NewCache(max int, ttl time.Duration) *Cache {
 	return &Cache{max: max, ttl: ttl, now: time.Now, order: list.New(), byID: make(map[string]*list.Element)}
 }
 
-// Get returns a copy of the key with the given ID, or nil. The copy is the
-// caller's: eviction does not zero it, so the caller destroys it after use.
-func (c *Cache) Get(id string) *DataKey {
+// Get returns a copy of the key with the given ID and the wrapping key
+// version it was stored with, or nil. The copy is the caller's: eviction
+// does not zero it, so the caller destroys it after use.
+func (c *Cache) Get(id string) (*DataKey, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.byID[id]
 	if !ok {
-		return nil
+		return nil, ""
 	}
 	e := el.Value.(*cacheEntry)
 	if c.now().Sub(e.added) >= c.ttl {
 		c.removeLocked(el)
-		return nil
+		return nil, ""
 	}
 	c.order.MoveToFront(el)
-	return &DataKey{id: e.dk.id, key: append([]byte(nil), e.dk.key...)}
+	return &DataKey{id: e.dk.id, key: append([]byte(nil), e.dk.key...)}, e.version
 }
 
-// Put stores a copy of dk, evicting the least recently used keys beyond
+// Put stores a copy of dk, unwrapped with wrapping key version (such as
+// "vault:v2"; "" if unknown), evicting the least recently used keys beyond
 // the size bound. The caller keeps ownership of dk.
-func (c *Cache) Put(dk *DataKey) {
+func (c *Cache) Put(dk *DataKey, version string) {
 	if c.max < 1 {
 		return
 	}
@@ -61,7 +64,7 @@ func (c *Cache) Put(dk *DataKey) {
 	if el, ok := c.byID[dk.id]; ok {
 		c.removeLocked(el)
 	}
-	c.byID[dk.id] = c.order.PushFront(&cacheEntry{dk: cp, added: c.now()})
+	c.byID[dk.id] = c.order.PushFront(&cacheEntry{dk: cp, version: version, added: c.now()})
 	for c.order.Len() > c.max {
 		c.removeLocked(c.order.Back())
 	}

@@ -59,7 +59,9 @@ type ServerConfig struct {
 	// TLS, if set, makes the server accept only TLS connections. It must
 	// require TLS 1.3 and verified client certificates
 	// (tls.RequireAndVerifyClientCert): HL7 feeds carry PHI, and a feed is
-	// identified by its certificate. nil means plain TCP.
+	// identified by its certificate. Set its VerifyConnection to admit only
+	// some certificates; the Handler learns the admitted name from
+	// [ClientName]. nil means plain TCP.
 	TLS *tls.Config
 
 	// Strict refuses messages that lenient parsing would repair: no CR

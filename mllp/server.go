@@ -116,6 +116,9 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		if err := s.handshake(ctx, tc, log); err != nil {
 			return
 		}
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			ctx = context.WithValue(ctx, clientNameKey{}, certs[0].Subject.CommonName)
+		}
 	}
 	log.Debug("mllp connection opened")
 
@@ -139,6 +142,17 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 			ss.handleFrame(ctx, frame)
 		}
 	}
+}
+
+// clientNameKey is the context key of the client certificate's common
+// name, as returned by [ClientName].
+type clientNameKey struct{}
+
+// ClientName returns the common name of the verified client certificate
+// of the connection a [Handler] call serves, or "" over plain TCP.
+func ClientName(ctx context.Context) string {
+	name, _ := ctx.Value(clientNameKey{}).(string)
+	return name
 }
 
 func (s *Server) handshake(ctx context.Context, tc *tls.Conn, log *slog.Logger) error {

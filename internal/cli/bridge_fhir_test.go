@@ -9,21 +9,28 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"phix.dev/phix/fhir"
 )
 
-// testPKI writes a CA, a server certificate for 127.0.0.1 and a client
-// certificate into dir and returns the client's TLS certificate.
-func testPKI(t *testing.T, dir string) tls.Certificate {
+// testPKI writes a CA and a server certificate for 127.0.0.1 into dir and
+// returns a function that issues client certificates with a given common
+// name from the same CA.
+func testPKI(t *testing.T, dir string) func(name string) tls.Certificate {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
@@ -59,8 +66,12 @@ func testPKI(t *testing.T, dir string) tls.Certificate {
 	keyDER, _ := x509.MarshalECPrivateKey(srvKey)
 	writePEM(t, filepath.Join(dir, "server.key"), "EC PRIVATE KEY", keyDER)
 
-	cliDER, cliKey := leaf("ehr-sender", x509.ExtKeyUsageClientAuth, 3)
-	return tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}
+	serial := int64(2)
+	return func(name string) tls.Certificate {
+		serial++
+		der, key := leaf(name, x509.ExtKeyUsageClientAuth, serial)
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	}
 }
 
 func writePEM(t *testing.T, path, typ string, der []byte) {
@@ -72,7 +83,7 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 
 func TestBridgeServesTLS13WithClientCertificates(t *testing.T) {
 	dir := t.TempDir()
-	clientCert := testPKI(t, dir)
+	clientCert := testPKI(t, dir)("ehr-sender")
 	tlsConf, err := bridgeTLS(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.crt"))
 	if err != nil {
 		t.Fatalf("bridgeTLS: %v", err)
@@ -136,9 +147,138 @@ func TestBridgeFHIRFlags(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "required flag") {
 		t.Fatalf("bridge fhir without flags = %v, want a required-flag error", err)
 	}
-	for _, name := range []string{"identity", "to", "listen", "tls-cert", "tls-key", "client-ca", "lenient"} {
+	for _, name := range []string{"identity", "to", "listen", "tls-cert", "tls-key", "client-ca", "allow", "lenient"} {
 		if cmd.Flags().Lookup(name) == nil {
 			t.Errorf("flag --%s missing", name)
 		}
+	}
+}
+
+// counter is a FHIR publish function that counts what it stores and the
+// client names it stores them for.
+type counter struct {
+	mu      sync.Mutex
+	clients []string // guarded by mu
+}
+
+func (c *counter) publish(ctx context.Context, _ string, _ []byte) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clients = append(c.clients, requestClient(ctx))
+	return fmt.Sprintf("m%d", len(c.clients)), nil
+}
+
+func (c *counter) published() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.clients)
+}
+
+func TestBridgeFHIRAllowsOnlyListedClients(t *testing.T) {
+	dir := t.TempDir()
+	issue := testPKI(t, dir)
+	tlsConf, err := bridgeTLS(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatalf("bridgeTLS: %v", err)
+	}
+	e := &env{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	allow := allowedClients("ehr-sender", "lab-feed")
+	tlsConf.VerifyConnection = verifyClientName(e.log, allow)
+	var c counter
+	h, err := fhir.NewHandler(fhir.Config{Publish: c.publish})
+	if err != nil {
+		t.Fatalf("NewHandler: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serveBridge(ctx, e, ln, "/fhir", requireClient(e.log, allow, h), tlsConf) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	roots := x509.NewCertPool()
+	pemCA, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	roots.AppendCertsFromPEM(pemCA)
+	base := "https://" + ln.Addr().String() + "/fhir"
+	client := func(name string) *http.Client {
+		conf := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{issue(name)}}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: conf}, Timeout: 10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	post := func(c *http.Client, url, body string) (int, error) {
+		res, err := c.Post(url, "application/fhir+json", strings.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode, nil
+	}
+
+	sender := client("ehr-sender")
+	if got, err := post(sender, base+"/Patient", `{"resourceType":"Patient"}`); err != nil || got != http.StatusAccepted {
+		t.Errorf("POST /fhir/Patient as ehr-sender = %d, %v; want 202", got, err)
+	}
+	batch := `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Patient"},` +
+		`"request":{"method":"POST","url":"Patient"}}]}`
+	if got, err := post(sender, base, batch); err != nil || got/100 != 2 {
+		t.Errorf("POST /fhir (no trailing slash) as ehr-sender = %d, %v; want 2xx", got, err)
+	}
+	if got, want := c.published(), []string{"ehr-sender", "ehr-sender"}; !slices.Equal(got, want) {
+		t.Fatalf("published for %q, want %q", got, want)
+	}
+
+	for _, name := range []string{"billing", "lab-feed"} {
+		if got, err := post(client(name), base+"/Patient", `{"resourceType":"Patient"}`); err == nil {
+			t.Errorf("POST /fhir/Patient as %s = %d, want a TLS failure", name, got)
+		}
+	}
+	if got := c.published(); len(got) != 2 {
+		t.Errorf("published for %q after refused clients, want only the 2 earlier posts", got)
+	}
+}
+
+func TestRequireClientRefusesUnlistedNames(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var served bool
+	h := requireClient(log, []string{"lab-feed"}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		served = true
+	}))
+	tests := []struct {
+		name string
+		tls  *tls.ConnectionState
+	}{
+		{"plain HTTP", nil},
+		{"no client certificate", &tls.ConnectionState{}},
+		{"another machine", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{
+			{Subject: pkix.Name{CommonName: "billing"}}}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/Patient", strings.NewReader("{}"))
+			r.TLS = tc.tls
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, r)
+			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), `"forbidden"`) {
+				t.Errorf("requireClient = %d %s, want 403 with a forbidden OperationOutcome", rec.Code, rec.Body)
+			}
+			if served {
+				t.Error("requireClient passed a refused request to the handler")
+			}
+		})
+	}
+}
+
+func TestAllowedClientsDefaultsToSelf(t *testing.T) {
+	if got := allowedClients("", "lab-feed"); !slices.Equal(got, []string{"lab-feed"}) {
+		t.Errorf(`allowedClients("", "lab-feed") = %q, want [lab-feed]`, got)
+	}
+	if got := allowedClients("ehr, lis", "lab-feed"); !slices.Equal(got, []string{"ehr", "lis"}) {
+		t.Errorf(`allowedClients("ehr, lis", "lab-feed") = %q, want [ehr lis]`, got)
 	}
 }

@@ -40,6 +40,7 @@ Messages are acknowledged only once safely passed on.`,
 
 type mllpInFlags struct {
 	identity, to, listen, url, charset string
+	allow                              string
 	certFile, keyFile, clientCAFile    string
 	maxSize                            int
 	strict                             bool
@@ -58,7 +59,9 @@ broker has stored every recipient's copy; messages that cannot be parsed,
 fail validation or cannot be stored get AE or AR with an ERR segment.
 Batch files (FHS) are refused. With --tls-cert, --tls-key and
 --tls-client-ca the listener requires TLS 1.3 and a client certificate
-signed by that CA. Runs until interrupted.`,
+signed by that CA whose common name is listed in --allow (default: only
+the bridge's own machine); other senders' connections are closed. Runs
+until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runMLLPIn(cmd.Context(), e, &f)
@@ -76,6 +79,7 @@ signed by that CA. Runs until interrupted.`,
 	fl.StringVar(&f.certFile, "tls-cert", "", "server certificate (PEM) for MLLP over TLS")
 	fl.StringVar(&f.keyFile, "tls-key", "", "server private key (PEM) for MLLP over TLS")
 	fl.StringVar(&f.clientCAFile, "tls-client-ca", "", "CA (PEM) that signs the certificates of sending systems")
+	fl.StringVar(&f.allow, "allow", "", "comma-separated client certificate names permitted to send over TLS (default: the bridge's own machine)")
 	cmd.MarkFlagRequired("identity")
 	cmd.MarkFlagRequired("to")
 	return cmd
@@ -90,14 +94,22 @@ func runMLLPIn(ctx context.Context, e *env, f *mllpInFlags) error {
 	if err != nil {
 		return err
 	}
+	if tlsConf == nil && f.allow != "" {
+		return errors.New("--allow needs --tls-cert, --tls-key and --tls-client-ca")
+	}
 	s, err := connect(ctx, f.identity, f.url)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	p, err := producer.New(s.js, s.keys, producer.Config{})
+	p, stop, err := bridgeProducer(e, s, f.identity)
 	if err != nil {
 		return err
+	}
+	defer stop()
+	if tlsConf != nil {
+		tlsConf.VerifyConnection = verifyClientName(e.log.With("component", "mllp-in"),
+			allowedClients(f.allow, s.machine.Name))
 	}
 	srv, err := mllp.NewServer(mllp.ServerConfig{
 		Handler: publishHL7(e, p, recipients), Logger: e.log.With("component", "mllp-in"),
@@ -127,7 +139,8 @@ func publishHL7(e *env, p *producer.Producer, recipients []string) mllp.Handler 
 		if err != nil {
 			return err
 		}
-		e.log.Debug("hl7 message published", "control_id", m.ControlID(), "id", rc.MessageID, "copies", len(rc.Copies))
+		e.log.Info("hl7 message accepted", "client", mllp.ClientName(ctx),
+			"message_id", rc.MessageID, "control_id", m.ControlID(), "copies", len(rc.Copies))
 		return nil
 	}
 }

@@ -25,7 +25,7 @@ type keysFlags struct {
 }
 
 func (f *keysFlags) add(cmd *cobra.Command) {
-	f.vault.add(cmd, "Vault address (default: the one `phix up --vault` recorded in the data folder)")
+	f.vault.add(cmd, "Vault address (default: the one phix up --vault recorded in the data folder)")
 	cmd.Flags().StringVar(&f.dir, "data", "phix-data", "data folder of the running broker")
 	cmd.Flags().StringVar(&f.url, "url", "", "broker URL (default: the one recorded by phix up)")
 }

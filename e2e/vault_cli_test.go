@@ -124,4 +124,21 @@ func TestVaultKeysCommands(t *testing.T) {
 		got[0].DataKeyID != fields[3] {
 		t.Errorf("key-destroy record names data key %s, want %s", got[0].DataKeyID, fields[3])
 	}
+
+	// phix revoke on a Vault deployment also takes the machine's Vault
+	// access away: its live provider can no longer sign.
+	if err := os.WriteFile(filepath.Join(d.dir, "policy.yaml"), []byte(vaultPolicyYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := billing.kp.Sign(ctx, []byte("before")); err != nil {
+		t.Fatalf("billing Sign before revoke = %v", err)
+	}
+	code, out, stderr := phix(t, "revoke", "billing", "--reason", "decommissioned", "--data", d.dir,
+		"--vault-token-file", token)
+	if code != 0 || !strings.Contains(out, "revoked billing in Vault") {
+		t.Fatalf("phix revoke billing = %d, %q %q; want revoked in the policy and in Vault", code, out, stderr)
+	}
+	if sig, _, err := billing.kp.Sign(ctx, []byte("after")); err == nil {
+		t.Errorf("billing Sign after phix revoke = %x, want refusal", sig)
+	}
 }

@@ -44,7 +44,14 @@ const keyAdminName = "keyadmin"
 // and flow of vaultMachines and vaultFlows, with auditor as the auditor.
 func vaultPolicy(t testing.TB) *policy.Policy {
 	t.Helper()
-	const y = `version: 1
+	p, err := policy.Parse("vault-test-policy.yaml", []byte(vaultPolicyYAML))
+	if err != nil {
+		t.Fatalf("policy.Parse: %v", err)
+	}
+	return p
+}
+
+const vaultPolicyYAML = `version: 1
 machines:
   - name: lab-feed
   - name: ehr-ingest
@@ -62,12 +69,6 @@ sessions:
 retention:
   audit: 6y
 `
-	p, err := policy.Parse("vault-test-policy.yaml", []byte(y))
-	if err != nil {
-		t.Fatalf("policy.Parse: %v", err)
-	}
-	return p
-}
 
 // vaultDeployment is a running broker whose machines use the Vault key
 // provider of a real Vault server.

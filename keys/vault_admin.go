@@ -531,3 +531,22 @@ func (a *VaultAdmin) KeyVersions(ctx context.Context, machine string,
 	}
 	return k.Latest, max(k.MinDecryption, 1), nil
 }
+
+// Revoke cuts machine off from Vault at once: its ACL policy is deleted,
+// which Vault applies to every live token at their next request, and its
+// AppRole is deleted so that it cannot log in again. Its transit keys are
+// kept, so messages already sealed for it stay in the record and a grant
+// can still give an auditor access. Provision restores the machine.
+func (a *VaultAdmin) Revoke(ctx context.Context, machine string) error {
+	name := vaultpolicy.PolicyName(machine)
+	err := a.do(ctx, "admin_policy", "deleting policy "+name, func(ctx context.Context) error {
+		return a.c.Sys().DeletePolicyWithContext(ctx, name)
+	})
+	if err != nil {
+		return err
+	}
+	return a.do(ctx, "admin_role", "deleting approle "+vaultpolicy.RoleName(machine), func(ctx context.Context) error {
+		_, err := a.c.Logical().DeleteWithContext(ctx, a.rolePath(machine))
+		return err
+	})
+}

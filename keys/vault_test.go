@@ -561,3 +561,31 @@ func vaultWaitFor(t testing.TB, timeout time.Duration, cond func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// A revoked machine loses Vault at once: its live token can no longer sign
+// or unwrap, and it cannot log in again.
+func TestVaultRevokeCutsOffAtOnce(t *testing.T) {
+	env := newVaultEnv(t, vaulttest.Start, VaultAdminConfig{})
+	ctx := t.Context()
+	billing := env.provider(t, "billing")
+	if _, _, err := billing.Sign(ctx, []byte("before")); err != nil {
+		t.Fatalf("Sign before revocation = %v, want nil", err)
+	}
+	again := env.config(t, "billing", 0) // a secret ID issued before the cut
+
+	if err := env.admin.Revoke(ctx, "billing"); err != nil {
+		t.Fatalf("Revoke(billing) = %v", err)
+	}
+	// The live token has lost its policy; the provider's attempt to log
+	// in again is refused too, since the role is gone.
+	if sig, _, err := billing.Sign(ctx, []byte("after")); err == nil {
+		t.Errorf("Sign with the live token after revocation = %x, want refusal", sig)
+	}
+	if _, err := NewVault(ctx, again); err == nil {
+		t.Errorf("NewVault(billing) after revocation logged in, want refusal")
+	}
+	// The others are untouched.
+	if _, _, err := env.provider(t, "lab-feed").Sign(ctx, []byte("still fine")); err != nil {
+		t.Errorf("lab-feed Sign after billing's revocation = %v, want nil", err)
+	}
+}

@@ -470,7 +470,8 @@ func TestReplayNamesExactlyTheBadMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	var badSeqs []uint64
-	for _, data := range [][]byte{flipped, []byte("garbage, not an envelope")} {
+	// ...and the good copy stored a second time: a replay.
+	for _, data := range [][]byte{flipped, []byte("garbage, not an envelope"), good} {
 		ack, err := lab.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: data})
 		if err != nil {
 			t.Fatalf("storing a bad copy: %v", err)
@@ -520,6 +521,7 @@ func TestReplayNamesExactlyTheBadMessages(t *testing.T) {
 	want := []verdict{
 		{badSeqs[0], valid[2], replay.StatusFailed, replay.ProblemBadSignature},
 		{badSeqs[1], "", replay.StatusFailed, replay.ProblemMalformed},
+		{badSeqs[2], valid[2], replay.StatusFailed, replay.ProblemDuplicate},
 		{9999, "lost-in-transit", replay.StatusMissing, replay.ProblemNotStored},
 	}
 	if !slices.Equal(bad, want) {

@@ -150,6 +150,7 @@ type run struct {
 	delivered map[uint64][]audit.Record // by stream sequence
 	opened    map[string][]audit.Record // by message ID + "/" + opener
 	seen      map[uint64]bool           // stored sequences examined
+	copies    map[string]uint64         // first sequence by message ID + "/" + subject
 }
 
 // loadTrail reads (and, with an audit key, verifies) the audit trail.
@@ -283,6 +284,17 @@ func (r *run) examine(ctx context.Context, sm *jetstream.RawStreamMsg) error {
 			problem = ProblemNotRecorded
 		}
 	}
+	if problem == "" && m.MessageID != "" {
+		key := m.MessageID + "/" + m.Subject
+		if first, ok := r.copies[key]; ok && first != m.Seq {
+			problem = ProblemDuplicate
+		} else if !ok {
+			if r.copies == nil {
+				r.copies = make(map[string]uint64)
+			}
+			r.copies[key] = m.Seq
+		}
+	}
 	m.Status = StatusValid
 	if problem != "" {
 		m.Status, m.Problem = StatusFailed, problem
@@ -329,6 +341,11 @@ func (r *run) match(m *Message) {
 		return
 	}
 	for _, o := range r.opened[m.MessageID+"/"+m.Recipient] {
+		// An opening recorded from the stream names the copy it opened;
+		// it belongs to that copy only, not to every copy of the message.
+		if o.Seq != 0 && o.Seq != m.Seq {
+			continue
+		}
 		m.Openings = append(m.Openings, Opening{
 			By: o.Actor, At: o.Time, KeyVersion: o.KeyVersion, KeyCached: o.KeyCached, Replay: o.Action == "replay",
 		})

@@ -36,6 +36,10 @@ const (
 	ProblemNotRecorded     = "differs-from-publish-record"
 	ProblemSequenceGap     = "sequence-gap"      // a stream sequence holds nothing
 	ProblemNotStored       = "publish-not-found" // a publish record names no stored message
+	// ProblemDuplicate marks a second stored copy of a message already
+	// stored on the same subject: a replay, or a retry outside the
+	// broker's deduplication window.
+	ProblemDuplicate = "duplicate"
 )
 
 // Message is one stored (or missing) message copy, as replay found it.

@@ -199,6 +199,7 @@ func checkTransport(ctx context.Context, d *deployment) Check {
 		c.fail("broker reports minimum %s, handshake first %v; want TLS 1.3, true",
 			e.MinTLSVersion, e.TLSHandshakeFirst)
 	}
+	checkVaultLink(d, &c)
 	return c
 }
 

@@ -12,6 +12,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"encoding/json"
 	"errors"
 	"math/big"
 	"net"
@@ -616,4 +617,32 @@ func auditCheck(t *testing.T, cfg compliance.Config) compliance.Check {
 	}
 	t.Fatal("report has no audit-trail check")
 	return compliance.Check{}
+}
+
+// On a deployment that uses Vault, a plaintext Vault address fails the
+// transmission-security check.
+func TestDoctorFailsAPlaintextVaultLink(t *testing.T) {
+	d := startSecured(t, "")
+	cfg := compliance.Config{DataDir: d.dir, ClientURL: d.b.ClientURL(), MonitorURL: d.b.MonitorURL()}
+	for _, tc := range []struct {
+		address string
+		want    compliance.Status
+	}{
+		{"http://127.0.0.1:8200", compliance.Fail},
+		{"https://vault.example.invalid:8200", compliance.Pass},
+	} {
+		b, _ := json.Marshal(map[string]string{"address": tc.address})
+		if err := os.WriteFile(filepath.Join(d.dir, "vault.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := compliance.Run(withTimeout(t, 60*time.Second), cfg)
+		if err != nil {
+			t.Fatalf("compliance.Run: %v", err)
+		}
+		for _, c := range r.Checks {
+			if c.ID == "transmission-security" && c.Status != tc.want {
+				t.Errorf("transmission-security with Vault at %s = %s %v, want %s", tc.address, c.Status, c.Details, tc.want)
+			}
+		}
+	}
 }

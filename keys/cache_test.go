@@ -12,7 +12,7 @@ func TestCacheEvictsLeastRecentlyUsedAndZeroes(t *testing.T) {
 	c.Put(a, "")
 	c.Put(b, "")
 	held, _ := c.Get(a.ID()) // a becomes most recently used
-	c.Put(d, "")              // evicts b
+	c.Put(d, "")             // evicts b
 
 	if got, _ := c.Get(b.ID()); got != nil {
 		t.Errorf("Get(b) after eviction = %v, want nil", got)

@@ -259,8 +259,12 @@ func checkOldMessages(ctx context.Context, d *deployment) Check {
 		"messages sealed before a key rotation still open")
 	// TODO(policy): with the Vault provider, rotate a test key with
 	// keys.VaultAdmin.RotateKey and open a message sealed before it.
-	c.skip("the local key provider does not rotate machine keys; " +
-		"with Vault, rotation is checked by the Vault provider's tests")
+	if _, err := os.Stat(filepath.Join(d.cfg.DataDir, "vault.json")); err == nil {
+		c.skip("not evaluated live: doctor holds no Vault operator token to rotate a probe key; " +
+			"rotation with old messages opening is covered by the Vault end-to-end tests")
+		return c
+	}
+	c.skip("the local key provider does not rotate machine keys")
 	return c
 }
 

@@ -289,3 +289,27 @@ func TestInsecureTLSKeyRefused(t *testing.T) {
 		t.Errorf("Init with tls.key mode 0644 = %v, want %v", err, keys.ErrInsecureFile)
 	}
 }
+
+func TestTLSConfigRefusesAnotherMachinesCertificate(t *testing.T) {
+	dir := t.TempDir()
+	if err := identity.Init(dir, []string{"lab-feed", "billing"}); err != nil {
+		t.Fatal(err)
+	}
+	lab, bil := identity.IdentityDir(dir, "lab-feed"), identity.IdentityDir(dir, "billing")
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		b, err := os.ReadFile(filepath.Join(bil, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(lab, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := identity.Load(lab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.TLSConfig(); err == nil || !strings.Contains(err.Error(), `"billing"`) {
+		t.Errorf("TLSConfig with billing's certificate in lab-feed's folder = %v, want an error naming billing", err)
+	}
+}

@@ -72,8 +72,15 @@ func (m *Machine) TLSConfig() (*tls.Config, error) {
 		return nil, err
 	}
 	kp := newKeyPair(filepath.Join(m.Dir, tlsCertFile), filepath.Join(m.Dir, tlsKeyFile))
-	if _, err := kp.load(); err != nil {
+	cert, err := kp.load()
+	if err != nil {
 		return nil, err
+	}
+	// A certificate copied from another identity folder would connect as
+	// that machine and meet only the broker's refusals; say so here.
+	if cert.Leaf != nil && cert.Leaf.Subject.CommonName != m.Name {
+		return nil, fmt.Errorf("identity: %s holds the certificate of %q, not of %q",
+			filepath.Join(m.Dir, tlsCertFile), cert.Leaf.Subject.CommonName, m.Name)
 	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS13,

@@ -322,6 +322,18 @@ func TestPublishOutsideAFlowIsRefused(t *testing.T) {
 	if n := sent.Load(); n != 0 {
 		t.Errorf("producer sent %d copies of a refused message, want 0", n)
 	}
+
+	// A producer without the policy check meets the broker's refusal and
+	// reports it as such, rather than as a timeout after retries.
+	blind, err := producer.New(ehr.js, ehr.keys, producer.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = blind.Publish(withTimeout(t, 20*time.Second), []string{"lab-feed"},
+		[]byte(`{"resourceType":"Patient"}`), producer.WithType("fhir", "application/fhir+json"))
+	if !errors.Is(err, producer.ErrRefused) {
+		t.Errorf("Publish to lab-feed without the policy check = %v, want %v", err, producer.ErrRefused)
+	}
 	if after := d.storedMessages(t); after != before {
 		t.Errorf("message stream holds %d messages after refusals, want %d", after, before)
 	}

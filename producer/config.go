@@ -63,6 +63,10 @@ type Config struct {
 	// negative means off. At most 23h55m.
 	SigningKeyLifetime time.Duration
 
+	// PublishTimeout bounds the wait for JetStream's acknowledgement of one
+	// attempt to store a copy. Zero means 5s.
+	PublishTimeout time.Duration
+
 	// Retries is how many times a failed JetStream publish of one copy is
 	// retried before Publish gives up. Retries are safe because every copy
 	// carries a deduplication ID. Zero means 3.
@@ -136,6 +140,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.KeyAge == 0 {
 		c.KeyAge = DefaultKeyAge
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 5 * time.Second
 	}
 	if c.Retries == 0 {
 		c.Retries = 3

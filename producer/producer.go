@@ -212,18 +212,42 @@ func (p *Producer) store(ctx context.Context, o *options, ev *PublishEvent,
 	msg := &nats.Msg{Subject: ev.Subject, Data: b}
 	var last error
 	for range p.cfg.Retries + 1 {
-		ack, err := p.js.PublishMsg(ctx, msg,
+		actx, cancel := context.WithTimeout(ctx, p.cfg.PublishTimeout)
+		ack, err := p.js.PublishMsg(actx, msg,
 			jetstream.WithMsgID(o.id+"."+ev.Recipient),
 			jetstream.WithExpectStream(subjects.MessageStream))
+		cancel()
 		if err == nil {
 			return ack.Sequence, ack.Duplicate, nil
 		}
 		last = err
+		// The broker answers a refused publish with an asynchronous error
+		// on the connection, never with a reply, so the publish itself
+		// only times out: look there before trying again.
+		if refused := refusal(p.js.Conn(), ev.Subject); refused != nil {
+			return 0, false, refused
+		}
 		if ctx.Err() != nil || !retryable(err) {
 			break
 		}
 	}
 	return 0, false, fmt.Errorf("publishing: %w", last)
+}
+
+// ErrRefused is returned by [Producer.Publish] when the broker's
+// permissions refuse the message's subject: the policy does not allow the
+// flow.
+var ErrRefused = errors.New("producer: refused by the broker: the policy does not allow this flow")
+
+func refusal(nc *nats.Conn, subject string) error {
+	if nc == nil {
+		return nil
+	}
+	if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) &&
+		strings.Contains(err.Error(), `"`+subject+`"`) {
+		return fmt.Errorf("%w (%s)", ErrRefused, subject)
+	}
+	return nil
 }
 
 // retryable reports whether a publish error may succeed on a second try.

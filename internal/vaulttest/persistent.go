@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -112,25 +111,9 @@ func (p *persistent) launch(addr string) error {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return err
 	}
-	cmd := exec.Command(p.bin, "server", "-config="+p.config)
-	cmd.Env = []string{"HOME=" + home, "TMPDIR=" + p.dir}
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	exited, stop, err := startProcess(p.bin, []string{"server", "-config=" + p.config}, home, p.dir, logFile)
+	if err != nil {
 		return err
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	stop := func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
 	}
 	if err := waitListening(addr, exited); err != nil {
 		stop()

@@ -159,28 +159,9 @@ func launch(t testing.TB, bin string, useTLS bool) (*Server, error) {
 		return nil, err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(bin, args...)
-	// A clean environment: no VAULT_* from the developer's shell, and a
-	// scratch HOME so the server writes nothing into the real one.
-	cmd.Env = []string{"HOME=" + home, "TMPDIR=" + dir}
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
+	exited, stop, err := startProcess(bin, args, home, dir, logFile)
+	if err != nil {
 		return nil, err
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	stop := func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
 	}
 
 	if err := waitHealthy(s, exited); err != nil {
@@ -310,4 +291,33 @@ func tail(path string, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// startProcess starts the Vault binary with a clean environment (no
+// VAULT_* from the developer's shell, a scratch HOME so the server writes
+// nothing into the real one), logging to log. exited closes when the
+// process ends; stop interrupts it and waits, killing it after 10s.
+func startProcess(bin string, args []string, home, tmp string, log *os.File) (
+	exited <-chan struct{}, stop func(), err error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"HOME=" + home, "TMPDIR=" + tmp}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	stop = func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	return done, stop, nil
 }

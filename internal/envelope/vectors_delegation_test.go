@@ -158,18 +158,4 @@ func TestVectorsDelegation(t *testing.T) {
 	}
 }
 
-func loadDelegationVectors(t testing.TB) []delegationVector {
-	t.Helper()
-	b, err := os.ReadFile(vectorsDelegationFile)
-	if err != nil {
-		t.Fatalf("reading vectors: %v", err)
-	}
-	var vs []delegationVector
-	if err := json.Unmarshal(b, &vs); err != nil {
-		t.Fatalf("parsing %s: %v", vectorsDelegationFile, err)
-	}
-	if len(vs) == 0 {
-		t.Fatalf("%s holds no vectors", vectorsDelegationFile)
-	}
-	return vs
-}
+func loadDelegationVectors(t testing.TB) []delegationVector { return readVectors[delegationVector](t, vectorsDelegationFile) }

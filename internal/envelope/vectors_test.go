@@ -81,18 +81,21 @@ type vectorExpected struct {
 	Envelope      hexBytes `json:"envelope"`
 }
 
-func loadVectors(t testing.TB) []vector {
+func loadVectors(t testing.TB) []vector { return readVectors[vector](t, vectorsFile) }
+
+// readVectors reads a non-empty list of known-answer vectors from path.
+func readVectors[V any](t testing.TB, path string) []V {
 	t.Helper()
-	b, err := os.ReadFile(vectorsFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("reading vectors: %v", err)
 	}
-	var vs []vector
+	var vs []V
 	if err := json.Unmarshal(b, &vs); err != nil {
-		t.Fatalf("parsing %s: %v", vectorsFile, err)
+		t.Fatalf("parsing %s: %v", path, err)
 	}
 	if len(vs) == 0 {
-		t.Fatalf("%s holds no vectors", vectorsFile)
+		t.Fatalf("%s holds no vectors", path)
 	}
 	return vs
 }

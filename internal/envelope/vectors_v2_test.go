@@ -254,18 +254,4 @@ func TestVectorsVersion2(t *testing.T) {
 	}
 }
 
-func loadBatchVectors(t testing.TB) []batchVector {
-	t.Helper()
-	b, err := os.ReadFile(vectorsV2File)
-	if err != nil {
-		t.Fatalf("reading vectors: %v", err)
-	}
-	var vs []batchVector
-	if err := json.Unmarshal(b, &vs); err != nil {
-		t.Fatalf("parsing %s: %v", vectorsV2File, err)
-	}
-	if len(vs) == 0 {
-		t.Fatalf("%s holds no vectors", vectorsV2File)
-	}
-	return vs
-}
+func loadBatchVectors(t testing.TB) []batchVector { return readVectors[batchVector](t, vectorsV2File) }

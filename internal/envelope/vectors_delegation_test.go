@@ -158,4 +158,6 @@ func TestVectorsDelegation(t *testing.T) {
 	}
 }
 
-func loadDelegationVectors(t testing.TB) []delegationVector { return readVectors[delegationVector](t, vectorsDelegationFile) }
+func loadDelegationVectors(t testing.TB) []delegationVector {
+	return readVectors[delegationVector](t, vectorsDelegationFile)
+}

@@ -73,13 +73,25 @@ func (d *deployment) connect(t testing.TB, name string) *machine {
 	if err != nil {
 		t.Fatalf("identity.Load(%s): %v", name, err)
 	}
-	tlsConf, err := m.TLSConfig()
-	if err != nil {
-		t.Fatalf("TLSConfig(%s): %v", name, err)
-	}
 	kp, err := m.Keys()
 	if err != nil {
 		t.Fatalf("Keys(%s): %v", name, err)
+	}
+	nc, js := d.dial(t, name)
+	return &machine{name: name, nc: nc, js: js, keys: kp}
+}
+
+// dial connects to the broker as name with the certificate of its
+// identity folder, closing the connection when the test ends.
+func (d *deployment) dial(t testing.TB, name string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	m, err := identity.Load(filepath.Join(d.dir, "identities", name))
+	if err != nil {
+		t.Fatalf("identity.Load(%s): %v", name, err)
+	}
+	tlsConf, err := m.TLSConfig()
+	if err != nil {
+		t.Fatalf("TLSConfig(%s): %v", name, err)
 	}
 	nc, err := nats.Connect(m.URL, broker.ClientOptions(name, tlsConf)...)
 	if err != nil {
@@ -90,7 +102,7 @@ func (d *deployment) connect(t testing.TB, name string) *machine {
 	if err != nil {
 		t.Fatalf("jetstream.New: %v", err)
 	}
-	return &machine{name: name, nc: nc, js: js, keys: kp}
+	return nc, js
 }
 
 func (m *machine) producer(t testing.TB) *producer.Producer {

@@ -127,30 +127,6 @@ type vaultMachine struct {
 	reg  *registry.Client
 }
 
-// dial connects to the broker as name with the certificate of its
-// identity folder.
-func (d *vaultDeployment) dial(t testing.TB, name string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	m, err := identity.Load(filepath.Join(d.dir, "identities", name))
-	if err != nil {
-		t.Fatalf("identity.Load(%s): %v", name, err)
-	}
-	tlsConf, err := m.TLSConfig()
-	if err != nil {
-		t.Fatalf("TLSConfig(%s): %v", name, err)
-	}
-	nc, err := nats.Connect(m.URL, broker.ClientOptions(name, tlsConf)...)
-	if err != nil {
-		t.Fatalf("connect as %s: %v", name, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatalf("jetstream.New: %v", err)
-	}
-	return nc, js
-}
-
 func (d *vaultDeployment) machine(t testing.TB, name string) *vaultMachine {
 	t.Helper()
 	nc, js := d.dial(t, name)
